@@ -1,0 +1,127 @@
+"""Deep Q-Network (Mnih et al., 2015); with double=true, Double DQN (van Hasselt et al., 2016).
+
+Target:  y = r + gamma * (1 - terminated) * Q_target(s', a*),
+         a* = argmax_a Q_target(s', a)          (DQN)
+         a* = argmax_a Q_online(s', a)          (Double DQN: the online net picks, the target net scores)
+Loss:    Huber(Q_online(s, a) - y).  Behaviour: epsilon-greedy, epsilon decaying linearly.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rltrain.networks import adam, mlp, soft_update
+
+
+class DQN:
+    kind = "offpolicy"
+    observation_spaces = (gym.spaces.Box,)
+    action_spaces = (gym.spaces.Discrete,)
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        network: dict,
+        device: torch.device,
+        total_steps: int,
+        lr: float = 1e-3,
+        anneal_lr: bool = False,
+        gamma: float = 0.99,
+        double: bool = False,
+        buffer_size: int = 50_000,
+        batch_size: int = 128,
+        learning_starts: int = 1000,
+        train_every: int = 4,
+        gradient_steps: int = 1,
+        target_update_every: int = 500,
+        tau: float = 1.0,
+        eps_start: float = 1.0,
+        eps_end: float = 0.05,
+        eps_fraction: float = 0.2,
+        max_grad_norm: float = 10.0,
+    ):
+        self.device = device
+        self.num_actions = int(action_space.n)
+        obs_dim = int(np.prod(observation_space.shape))
+        self.q = mlp(obs_dim, self.num_actions, list(network["hidden"]), network["activation"]).to(device)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.optimizer = adam(self.q.parameters(), lr, device)
+
+        self.lr, self.anneal_lr, self.total_steps = lr, anneal_lr, total_steps
+        self.gamma, self.double = gamma, double
+        # replay schedule, read by the off-policy loop
+        self.buffer_size, self.batch_size = buffer_size, batch_size
+        self.learning_starts, self.train_every, self.gradient_steps = learning_starts, train_every, gradient_steps
+        self.target_update_every, self.tau = target_update_every, tau
+        self.eps_start, self.eps_end, self.eps_decay_steps = eps_start, eps_end, max(1, eps_fraction * total_steps)
+        self.max_grad_norm = max_grad_norm
+        self.env_steps = 0  # exploring steps taken, drives the epsilon schedule
+        self.updates_done = 0
+
+    def epsilon(self) -> float:
+        fraction = min(1.0, self.env_steps / self.eps_decay_steps)
+        return self.eps_start + fraction * (self.eps_end - self.eps_start)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        greedy = self.q(obs).argmax(-1)
+        if not explore:
+            return greedy
+        n = obs.shape[0]
+        random_actions = torch.randint(0, self.num_actions, (n,), device=obs.device)
+        take_random = torch.rand(n, device=obs.device) < self.epsilon()
+        self.env_steps += n
+        return torch.where(take_random, random_actions, greedy)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Huber TD loss and Q(s, a) of the batch."""
+        with torch.no_grad():
+            next_q_target = self.q_target(batch["next_obs"])
+            if self.double:
+                next_actions = self.q(batch["next_obs"]).argmax(-1, keepdim=True)
+            else:
+                next_actions = next_q_target.argmax(-1, keepdim=True)
+            next_value = next_q_target.gather(-1, next_actions).squeeze(-1)
+            target = batch["rewards"] + self.gamma * (1.0 - batch["terminated"]) * next_value
+        q_taken = self.q(batch["obs"]).gather(-1, batch["actions"].long().unsqueeze(-1)).squeeze(-1)
+        return F.smooth_l1_loss(q_taken, target), q_taken
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.anneal_lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr * max(0.0, 1.0 - self.env_steps / self.total_steps)
+        loss, q_taken = self.loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.q.parameters(), self.max_grad_norm)
+        self.optimizer.step()
+
+        self.updates_done += 1
+        if self.tau < 1.0:
+            soft_update(self.q_target, self.q, self.tau)
+        elif self.updates_done % self.target_update_every == 0:
+            self.q_target.load_state_dict(self.q.state_dict())
+        return {"td": loss.detach(), "q_mean": q_taken.detach().mean(), "epsilon": self.epsilon()}
+
+    def state_dict(self) -> dict:
+        return {
+            "q": self.q.state_dict(),
+            "q_target": self.q_target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "env_steps": self.env_steps,
+            "updates_done": self.updates_done,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.q.load_state_dict(state["q"])
+        self.q_target.load_state_dict(state["q_target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.env_steps = int(state["env_steps"])
+        self.updates_done = int(state["updates_done"])

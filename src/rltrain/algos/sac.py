@@ -1,0 +1,171 @@
+"""Soft Actor-Critic (Haarnoja et al., 2018) with twin critics and automatic entropy tuning.
+
+Critic:  y = r + gamma * (1 - terminated) * (min_i Q_target_i(s', a') - alpha * log pi(a'|s')),  a' ~ pi(.|s')
+         L_Q = sum_i E[(Q_i(s, a) - y)^2]
+Actor:   L_pi = E[alpha * log pi(a~|s) - min_i Q_i(s, a~)],  a~ = tanh(mu + sigma * eps)  (reparameterized)
+Alpha:   L_alpha = -E[log alpha * (log pi(a~|s) + target_entropy)]
+Actions live in [-1, 1] inside the agent and are scaled to the env's box at the boundary.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rltrain.networks import QEnsemble, adam, mlp, soft_update
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+class TanhGaussianActor(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], activation: str):
+        super().__init__()
+        self.body = mlp(obs_dim, 2 * act_dim, hidden, activation, orthogonal=False)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.body(obs).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterized action in [-1, 1] and its log-probability (with the tanh change of variables)."""
+        mean, log_std = self(obs)
+        std = log_std.exp()
+        noise = torch.randn_like(mean)
+        pre_tanh = mean + std * noise
+        action = torch.tanh(pre_tanh)
+        gaussian_log_prob = (-0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        # log(1 - tanh(x)^2) written stably as 2 * (log 2 - x - softplus(-2x))
+        squash = (2 * (math.log(2) - pre_tanh - nn.functional.softplus(-2 * pre_tanh))).sum(-1)
+        return action, gaussian_log_prob - squash
+
+
+class SAC:
+    kind = "offpolicy"
+    observation_spaces = (gym.spaces.Box,)
+    action_spaces = (gym.spaces.Box,)
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        network: dict,
+        device: torch.device,
+        actor_lr: float = 3e-4,
+        critic_lr: float = 3e-4,
+        alpha_lr: float = 3e-4,
+        gamma: float = 0.99,
+        tau: float = 0.005,
+        buffer_size: int = 1_000_000,
+        batch_size: int = 256,
+        learning_starts: int = 5000,
+        train_every: int = 1,
+        gradient_steps: int = 1,
+        policy_delay: int = 1,
+        init_alpha: float = 1.0,
+        autotune_alpha: bool = True,
+        target_entropy: float | None = None,
+    ):
+        self.device = device
+        obs_dim = int(np.prod(observation_space.shape))
+        act_dim = int(action_space.shape[0])
+        hidden, activation = list(network["hidden"]), network["activation"]
+        self.actor = TanhGaussianActor(obs_dim, act_dim, hidden, activation).to(device)
+        self.critics = QEnsemble(2, obs_dim, act_dim, hidden, activation).to(device)
+        self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(init_alpha), device=device, requires_grad=True)
+        self.actor_optimizer = adam(self.actor.parameters(), actor_lr, device)
+        self.critic_optimizer = adam(self.critics.parameters(), critic_lr, device)
+        self.alpha_optimizer = adam([self.log_alpha], alpha_lr, device)
+
+        low = torch.as_tensor(action_space.low, dtype=torch.float32, device=device)
+        high = torch.as_tensor(action_space.high, dtype=torch.float32, device=device)
+        self.action_center, self.action_half_range = (high + low) / 2, (high - low) / 2
+
+        self.gamma, self.tau, self.policy_delay = gamma, tau, policy_delay
+        self.autotune_alpha = autotune_alpha
+        self.target_entropy = float(-act_dim if target_entropy is None else target_entropy)
+        # replay schedule, read by the off-policy loop
+        self.buffer_size, self.batch_size = buffer_size, batch_size
+        self.learning_starts, self.train_every, self.gradient_steps = learning_starts, train_every, gradient_steps
+        self.updates_done = 0
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        if explore:
+            action, _ = self.actor.sample(obs)
+        else:
+            action = torch.tanh(self.actor(obs)[0])
+        return self.action_center + self.action_half_range * action
+
+    def critic_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Twin-critic soft Bellman loss (summed over critics) and the Q values, [2, batch]."""
+        actions = (batch["actions"] - self.action_center) / self.action_half_range
+        with torch.no_grad():
+            next_actions, next_log_prob = self.actor.sample(batch["next_obs"])
+            next_q = self.critics_target(batch["next_obs"], next_actions).min(0).values
+            next_value = next_q - self.log_alpha.exp() * next_log_prob
+            target = batch["rewards"] + self.gamma * (1.0 - batch["terminated"]) * next_value
+        q = self.critics(batch["obs"], actions)
+        return (q - target).square().mean(1).sum(), q
+
+    def actor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterized policy loss and the log-probs of its actions; no gradient reaches the critics."""
+        actions, log_prob = self.actor.sample(obs)
+        frozen = {name: p.detach() for name, p in self.critics.named_parameters()}
+        q = torch.func.functional_call(self.critics, frozen, (obs, actions)).min(0).values
+        return (self.log_alpha.detach().exp() * log_prob - q).mean(), log_prob
+
+    def alpha_loss(self, log_prob: torch.Tensor) -> torch.Tensor:
+        return -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        critic_loss, q = self.critic_loss(batch)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+        metrics = {"critic": critic_loss.detach(), "q_mean": q.detach().mean(), "alpha": self.log_alpha.detach().exp()}
+
+        self.updates_done += 1
+        if self.updates_done % self.policy_delay == 0:
+            actor_loss, log_prob = self.actor_loss(batch["obs"])
+            self.actor_optimizer.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_optimizer.step()
+            metrics["actor"] = actor_loss.detach()
+            metrics["entropy"] = -log_prob.detach().mean()
+            if self.autotune_alpha:
+                alpha_loss = self.alpha_loss(log_prob)
+                self.alpha_optimizer.zero_grad(set_to_none=True)
+                alpha_loss.backward()
+                self.alpha_optimizer.step()
+                metrics["alpha_loss"] = alpha_loss.detach()
+        soft_update(self.critics_target, self.critics, self.tau)
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {
+            "actor": self.actor.state_dict(),
+            "critics": self.critics.state_dict(),
+            "critics_target": self.critics_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "alpha_optimizer": self.alpha_optimizer.state_dict(),
+            "updates_done": self.updates_done,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critics.load_state_dict(state["critics"])
+        self.critics_target.load_state_dict(state["critics_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        self.updates_done = int(state["updates_done"])

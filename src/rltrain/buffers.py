@@ -1,0 +1,126 @@
+"""Preallocated tensor buffers: an on-policy rollout with GAE, and a circular replay buffer."""
+
+from __future__ import annotations
+
+import torch
+
+
+def compute_gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    last_values: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalized advantage estimation over a [T, N] rollout.
+
+    `dones[t]` marks that the episode ended at step t (terminated or truncated): nothing is bootstrapped across it.
+    A time-limit truncation is not a termination: its bootstrap gamma * V(final obs) is already added to
+    `rewards[t]` by the loop, so here both kinds of ending simply stop the recursion.
+    Returns (advantages, returns), both [T, N].
+    """
+    steps = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    next_advantage = torch.zeros_like(last_values)
+    next_value = last_values
+    for t in reversed(range(steps)):
+        not_done = 1.0 - dones[t]
+        delta = rewards[t] + gamma * next_value * not_done - values[t]
+        next_advantage = delta + gamma * gae_lambda * not_done * next_advantage
+        advantages[t] = next_advantage
+        next_value = values[t]
+    return advantages, advantages + values
+
+
+class RolloutBuffer:
+    """One rollout of `steps` x `num_envs` transitions, filled in place by the on-policy loop."""
+
+    def __init__(self, steps: int, num_envs: int, obs_shape, action_shape, action_dtype, device):
+        def zeros(*shape, dtype=torch.float32):
+            return torch.zeros(steps, num_envs, *shape, dtype=dtype, device=device)
+
+        self.obs = zeros(*obs_shape)
+        self.actions = zeros(*action_shape, dtype=action_dtype)
+        self.log_probs = zeros()
+        self.values = zeros()
+        self.rewards = zeros()
+        self.dones = zeros()
+        self.steps = steps
+
+    def batch(self, last_values: torch.Tensor, gamma: float, gae_lambda: float) -> dict[str, torch.Tensor]:
+        """Flatten the rollout into one batch with advantages and returns."""
+        advantages, returns = compute_gae(self.rewards, self.values, self.dones, last_values, gamma, gae_lambda)
+
+        def flat(x):
+            return x.reshape(-1, *x.shape[2:])
+
+        return {
+            "obs": flat(self.obs),
+            "actions": flat(self.actions),
+            "log_probs": flat(self.log_probs),
+            "values": flat(self.values),
+            "advantages": flat(advantages),
+            "returns": flat(returns),
+        }
+
+
+class ReplayBuffer:
+    """A circular buffer of transitions in preallocated tensors on the training device."""
+
+    def __init__(self, capacity: int, obs_shape, action_shape, action_dtype, device):
+        self.capacity = int(capacity)
+        self.device = device
+        self.obs = torch.zeros(self.capacity, *obs_shape, dtype=torch.float32, device=device)
+        self.next_obs = torch.zeros_like(self.obs)
+        self.actions = torch.zeros(self.capacity, *action_shape, dtype=action_dtype, device=device)
+        self.rewards = torch.zeros(self.capacity, dtype=torch.float32, device=device)
+        self.terminated = torch.zeros(self.capacity, dtype=torch.float32, device=device)
+        self.position = 0
+        self.size = 0
+
+    def add(self, obs, actions, rewards, next_obs, terminated) -> None:
+        """Add a batch of transitions (one per env); `next_obs` is the true next observation, never a reset one."""
+        n = obs.shape[0]
+        if self.position + n <= self.capacity:  # the common case: one contiguous slice, no index tensor
+            index = slice(self.position, self.position + n)
+        else:
+            index = (torch.arange(n, device=self.device) + self.position) % self.capacity
+        self.obs[index] = obs
+        self.next_obs[index] = next_obs
+        self.actions[index] = actions.to(self.actions.dtype).reshape(n, *self.actions.shape[1:])
+        self.rewards[index] = rewards
+        self.terminated[index] = terminated
+        self.position = (self.position + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
+        index = torch.randint(0, self.size, (batch_size,), device=self.device)
+        return {
+            "obs": self.obs[index],
+            "actions": self.actions[index],
+            "rewards": self.rewards[index],
+            "next_obs": self.next_obs[index],
+            "terminated": self.terminated[index],
+        }
+
+    def state_dict(self) -> dict:
+        keep = slice(0, self.size)
+        return {
+            "obs": self.obs[keep].cpu(),
+            "next_obs": self.next_obs[keep].cpu(),
+            "actions": self.actions[keep].cpu(),
+            "rewards": self.rewards[keep].cpu(),
+            "terminated": self.terminated[keep].cpu(),
+            "position": self.position,
+            "size": self.size,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        size = int(state["size"])
+        if size > self.capacity:
+            raise ValueError(f"saved replay buffer holds {size} transitions, more than capacity {self.capacity}")
+        for key in ("obs", "next_obs", "actions", "rewards", "terminated"):
+            getattr(self, key)[:size] = state[key].to(self.device)
+        self.size = size
+        self.position = int(state["position"]) % self.capacity

@@ -1,0 +1,140 @@
+"""`rltrain`: Hydra entry point. Composes the config, validates it, and hands a plain dict to the Trainer."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from rltrain import checkpoint
+from rltrain.errors import RltrainError
+
+
+def config_dir() -> Path:
+    """conf/ inside an installed wheel, or the repository's top-level conf/ in a source checkout."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf"
+
+
+def run_id() -> str:
+    """A short random id, fixed per process tree, that makes run folders unique within the same second."""
+    return os.environ.setdefault("RLTRAIN_RUN_ID", secrets.token_hex(3))
+
+
+def run_dir_for(resume: str | None, name: str) -> str:
+    if resume:
+        path = Path(resume)
+        return str(path.parents[1] if path.is_file() else path)
+    return f"outputs/{name}/{datetime.now():%Y-%m-%d_%H-%M-%S}_{run_id()}"
+
+
+OmegaConf.register_new_resolver("rltrain_uid", run_id, replace=True)
+OmegaConf.register_new_resolver("rltrain_run_dir", run_dir_for, replace=True)
+# a resumed run must not overwrite the .hydra/ record of the run it continues
+OmegaConf.register_new_resolver("rltrain_hydra_subdir", lambda resume: None if resume else ".hydra", replace=True)
+
+RESUME_OVERRIDABLE = ("resume", "total_steps", "log.progress")
+
+
+def plain_config(cfg: DictConfig) -> dict:
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as exc:
+        key = exc.full_key
+        hint = " (e.g. rltrain env=gym env.id=Acrobot-v1)" if key == "env.id" else ""
+        raise RltrainError(f"{key} has no value; set it on the command line{hint}.") from None
+    for key in ("total_steps", "num_envs", "threads"):
+        if int(config[key]) < 1:
+            raise RltrainError(f"{key}={config[key]} must be a positive integer.")
+    if int(config["eval"]["episodes"]) < 1:
+        raise RltrainError(f"eval.episodes={config['eval']['episodes']} must be at least 1.")
+    return config
+
+
+def resumed_config(cfg: DictConfig) -> tuple[dict, dict]:
+    """The saved config of the run being resumed (with total_steps optionally extended) and its checkpoint."""
+    overrides = [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in RESUME_OVERRIDABLE]
+    if overrides:
+        raise RltrainError(
+            f"resume continues the run's saved config, so {' '.join(overrides)} cannot apply; "
+            f"only {', '.join(RESUME_OVERRIDABLE[1:])} may be set with resume=."
+        )
+    payload = checkpoint.load(checkpoint.resolve(cfg.resume))
+    config = payload["config"]
+    for override in HydraConfig.get().overrides.task:
+        key, _, value = override.partition("=")
+        if key == "total_steps":
+            config["total_steps"] = int(value)
+        elif key == "log.progress":
+            config["log"]["progress"] = value.lower() == "true"
+    return config, payload
+
+
+def discard_if_empty(run_dir: Path) -> None:
+    """Remove a run folder this command just made if nothing but Hydra's own records is in it."""
+    if run_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+def train(cfg: DictConfig) -> float | None:
+    from rltrain.trainer import Trainer  # heavy imports after Hydra has parsed the command line
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        if cfg.resume:
+            config, payload = resumed_config(cfg)
+        else:
+            config, payload = plain_config(cfg), None
+        trainer = Trainer(config, run_dir, algo_dir=config_dir() / "algo", resume=payload)
+    except RltrainError as exc:
+        if not cfg.resume:
+            discard_if_empty(run_dir)
+        return fail(exc)
+    try:
+        summary = trainer.run()
+    except RltrainError as exc:
+        return fail(exc)
+    print_artifacts(run_dir, summary)
+    if summary["interrupted"]:
+        sys.exit(130)
+    return summary["eval_return_mean"]
+
+
+def fail(exc: RltrainError):
+    if os.environ.get("HYDRA_FULL_ERROR") == "1" or HydraConfig.get().mode.name == "MULTIRUN":
+        raise exc  # a sweep records the failed job; HYDRA_FULL_ERROR=1 shows the traceback
+    print(f"rltrain: error: {exc}", file=sys.stderr)
+    sys.exit(2)
+
+
+def print_artifacts(run_dir: Path, summary: dict) -> None:
+    if summary["interrupted"]:
+        print(f"Stopped at step {summary['env_steps']}; checkpoint saved. Continue with: rltrain resume={run_dir}")
+        return
+    mean, std = summary["eval_return_mean"], summary["eval_return_std"]
+    print(
+        f"Done: {summary['algo']} on {summary['env']}, {summary['env_steps']} steps in {summary['wall_time_s']:.1f} s "
+        f"({summary['sps']:.0f} sps); final eval return {mean:.1f} ± {std:.1f} (best {summary['best_eval_return_mean']:.1f})\n"
+        f"  run folder:  {run_dir}\n"
+        f"  summary:     {run_dir / 'summary.json'}\n"
+        f"  checkpoint:  {run_dir / 'checkpoints' / 'last.pt'} (best: {run_dir / 'checkpoints' / 'best.pt'})\n"
+        f"  TensorBoard: tensorboard --logdir {run_dir}\n"
+        f"  evaluate:    rltrain-eval run={run_dir}"
+    )
+
+
+def main() -> None:
+    train()
+
+
+if __name__ == "__main__":
+    main()

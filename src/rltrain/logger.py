@@ -1,0 +1,118 @@
+"""TensorBoard scalars, a console progress bar and the machine-readable summary.json of a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+from tqdm import tqdm
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, float | int | str | bool]:
+    """Nested config -> {"algo.lr": 0.001, ...} with values the HParams plugin accepts."""
+    flat: dict = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        elif value is not None:
+            flat[name] = str(value)
+    return flat
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+class Logger:
+    """Everything a run reports. Scalars are buffered as tensors and turned into floats only when written."""
+
+    def __init__(self, run_dir: Path, total_steps: int, start_step: int, progress: bool, description: str):
+        self.run_dir = run_dir
+        # purge_step hides anything a killed run logged after its last checkpoint: no step is logged twice
+        self.writer = SummaryWriter(str(run_dir), purge_step=start_step if start_step > 0 else None)
+        self.recent_returns: deque[float] = deque(maxlen=20)
+        self.total_steps = total_steps
+        self.start_step = start_step
+        self.start_time = time.perf_counter()
+        self.interactive = progress and sys.stdout.isatty()
+        self.plain = progress and not self.interactive
+        self.next_plain_report = start_step
+        self.bar = (
+            tqdm(total=total_steps, initial=start_step, desc=description, unit="step", dynamic_ncols=True, smoothing=0.05)
+            if self.interactive
+            else None
+        )
+        self.description = description
+        self.shown_step = start_step
+
+    def sps(self, step: int) -> float:
+        return (step - self.start_step) / max(time.perf_counter() - self.start_time, 1e-9)
+
+    def episode(self, step: int, episodic_return: float, length: int) -> None:
+        self.recent_returns.append(episodic_return)
+        self.writer.add_scalar("charts/episodic_return", episodic_return, step)
+        self.writer.add_scalar("charts/episodic_length", length, step)
+
+    def scalars(self, step: int, metrics: dict, prefix: str) -> None:
+        for name, value in metrics.items():
+            self.writer.add_scalar(f"{prefix}/{name}", float(value), step)
+
+    def recent_return(self) -> float | None:
+        return sum(self.recent_returns) / len(self.recent_returns) if self.recent_returns else None
+
+    def progress(self, step: int) -> None:
+        recent = self.recent_return()
+        if self.bar is not None:
+            self.bar.update(step - self.shown_step)
+            self.shown_step = step
+            postfix = {"sps": f"{self.sps(step):.0f}"}
+            if recent is not None:
+                postfix["return"] = f"{recent:.1f}"
+            self.bar.set_postfix(postfix, refresh=False)
+        elif self.plain and (step >= self.next_plain_report or step >= self.total_steps):
+            self.next_plain_report = step + max(1, self.total_steps // 10)
+            sps = self.sps(step)
+            eta = (self.total_steps - step) / max(sps, 1e-9)
+            ret = f" return {recent:.1f}" if recent is not None else ""
+            print(f"{self.description}: step {step}/{self.total_steps} ({sps:.0f} sps{ret}, eta {eta:.0f} s)", flush=True)
+
+    def message(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def config(self, config: dict) -> None:
+        text = json.dumps(config, indent=2)
+        self.writer.add_text("config", f"```\n{text}\n```", 0)
+
+    def hparams(self, config: dict, metrics: dict[str, float]) -> None:
+        """Hyperparameters and final metrics in the HParams plugin, inside this run (no timestamped sub-run)."""
+        experiment, session_start, session_end = hparams(flatten(config), metrics)
+        for summary in (experiment, session_start, session_end):
+            self.writer.file_writer.add_summary(summary)
+        step = metrics.get("hparams/env_steps", 0)
+        for name, value in metrics.items():
+            self.writer.add_scalar(name, value, int(step))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.writer.flush()
+        self.writer.close()
+
+
+def tensor_free(metrics: dict) -> dict[str, float]:
+    return {k: float(v.item() if isinstance(v, torch.Tensor) else v) for k, v in metrics.items()}

@@ -1,0 +1,96 @@
+"""One plain function per kind of training. Loops own env stepping and buffers; agents own the math.
+
+Each loop steps `trainer.envs`, feeds `trainer.agent`, and calls `trainer.advance(steps, metrics)` after every
+vector step; advance() handles logging, evaluation, checkpoints and Ctrl-C, and says whether to go on.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rltrain.buffers import RolloutBuffer
+from rltrain.envs import final_observations
+
+
+def onpolicy(trainer) -> None:
+    """Collect rollout_steps x num_envs transitions, compute GAE, update; repeat."""
+    agent, envs, device = trainer.agent, trainer.envs, trainer.device
+    num_envs = envs.num_envs
+    discrete = trainer.action_space_is_discrete
+    action_shape = () if discrete else envs.single_action_space.shape
+    rollout = RolloutBuffer(
+        agent.rollout_steps,
+        num_envs,
+        envs.single_observation_space.shape,
+        action_shape,
+        torch.long if discrete else torch.float32,
+        device,
+    )
+    obs = trainer.reset_envs()
+    running = True
+    while running:
+        metrics = None
+        for t in range(agent.rollout_steps):
+            step = agent.policy_step(obs)
+            next_obs, rewards, terminated, truncated, infos = envs.step(step["env_action"].cpu().numpy())
+            trainer.record_episodes(infos)
+            dones = terminated | truncated
+            rewards_t = agent.scale_rewards(torch.as_tensor(rewards, dtype=torch.float32, device=device),
+                                            torch.as_tensor(dones, device=device))
+            only_truncated = truncated & ~terminated
+            if only_truncated.any():
+                # time limit, not a real end: bootstrap with the value of the true final observation
+                final = final_observations(next_obs, infos)[only_truncated]
+                final_values = agent.value(torch.as_tensor(final, dtype=torch.float32, device=device))
+                rewards_t[torch.as_tensor(only_truncated, device=device)] += agent.gamma * final_values
+            rollout.obs[t] = step["obs"]
+            rollout.actions[t] = step["action"]
+            rollout.log_probs[t] = step["log_prob"]
+            rollout.values[t] = step["value"]
+            rollout.rewards[t] = rewards_t
+            rollout.dones[t] = torch.as_tensor(dones, dtype=torch.float32, device=device)
+            obs = torch.as_tensor(next_obs, dtype=torch.float32, device=device)
+            running = trainer.advance(num_envs, None)
+            if not running and t < agent.rollout_steps - 1:
+                return  # stopped mid-rollout (Ctrl-C or the step budget): an incomplete rollout is not trained on
+        metrics = agent.update(rollout.batch(agent.value(obs), agent.gamma, agent.gae_lambda))
+        trainer.report(metrics)
+
+
+def offpolicy(trainer) -> None:
+    """Step the envs, store transitions in replay, and every train_every steps take gradient_steps updates."""
+    agent, envs, device, replay = trainer.agent, trainer.envs, trainer.device, trainer.replay
+    num_envs = envs.num_envs
+    obs = trainer.reset_envs()
+    warmup_until = trainer.step + agent.learning_starts  # resumed runs without a saved buffer refill first
+    if replay.size >= agent.learning_starts:
+        warmup_until = trainer.step
+    steps_since_update = 0
+    running = trainer.step < trainer.total_steps
+    while running:
+        if trainer.step < warmup_until:
+            actions = torch.as_tensor(envs.action_space.sample(), device=device)
+        else:
+            actions = agent.act(obs, explore=True)
+        next_obs, rewards, terminated, truncated, infos = envs.step(actions.cpu().numpy())
+        trainer.record_episodes(infos)
+        real_next_obs = final_observations(next_obs, infos)
+        replay.add(
+            obs,
+            actions,
+            torch.as_tensor(rewards, dtype=torch.float32, device=device),
+            torch.as_tensor(real_next_obs, dtype=torch.float32, device=device),
+            torch.as_tensor(terminated, dtype=torch.float32, device=device),
+        )
+        obs = torch.as_tensor(next_obs, dtype=torch.float32, device=device)
+        metrics = None
+        steps_since_update += num_envs
+        if trainer.step + num_envs >= warmup_until and steps_since_update >= agent.train_every:
+            steps_since_update = 0
+            for _ in range(agent.gradient_steps):
+                metrics = agent.update(replay.sample(agent.batch_size))
+        running = trainer.advance(num_envs, metrics)
+
+
+LOOPS = {"onpolicy": onpolicy, "offpolicy": offpolicy}
+

@@ -1,0 +1,119 @@
+"""Network bodies and heads shared by the algorithms."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
+
+
+def activation_class(name: str) -> type[nn.Module]:
+    if name not in ACTIVATIONS:
+        from rltrain.errors import RltrainError
+
+        raise RltrainError(f"network.activation={name} is unknown; pick one of {', '.join(ACTIVATIONS)}.")
+    return ACTIVATIONS[name]
+
+
+def mlp(
+    in_dim: int,
+    out_dim: int,
+    hidden: list[int],
+    activation: str = "tanh",
+    out_gain: float = 1.0,
+    orthogonal: bool = True,
+) -> nn.Sequential:
+    """Linear layers with `activation` between them; orthogonal init with a chosen gain on the output layer."""
+    act = activation_class(activation)
+    sizes = [in_dim, *hidden, out_dim]
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layer = nn.Linear(a, b)
+        if orthogonal:
+            last = i == len(sizes) - 2
+            nn.init.orthogonal_(layer.weight, out_gain if last else math.sqrt(2))
+            nn.init.zeros_(layer.bias)
+        layers.append(layer)
+        if i < len(sizes) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+class EnsembleLinear(nn.Module):
+    """`members` independent linear layers applied in one batched matmul: x [E, B, in] -> [E, B, out]."""
+
+    def __init__(self, members: int, in_dim: int, out_dim: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_dim)  # the default nn.Linear init, per member
+        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class QEnsemble(nn.Module):
+    """`members` Q(s, a) critics evaluated together; returns [members, batch]."""
+
+    def __init__(self, members: int, obs_dim: int, act_dim: int, hidden: list[int], activation: str):
+        super().__init__()
+        act = activation_class(activation)
+        sizes = [obs_dim + act_dim, *hidden, 1]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(EnsembleLinear(members, a, b))
+            if i < len(sizes) - 2:
+                layers.append(act())
+        self.body = nn.Sequential(*layers)
+        self.members = members
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([obs, action], dim=-1)
+        return self.body(x.unsqueeze(0).expand(self.members, -1, -1)).squeeze(-1)
+
+
+class RunningNorm(nn.Module):
+    """Running mean / variance of a stream of vectors (parallel-variance update); kept in state_dict."""
+
+    def __init__(self, shape: tuple[int, ...], clip: float = 10.0, eps: float = 1e-8):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(eps, dtype=torch.float64))
+        self.clip = clip
+        self.eps = eps
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        x = x.reshape(-1, *self.mean.shape).double()
+        batch_mean, batch_var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + n
+        self.mean += delta * n / total
+        self.var.copy_((self.var * self.count + batch_var * n + delta.square() * self.count * n / total) / total)
+        self.count.copy_(total)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        std = torch.sqrt(self.var + self.eps).to(x.dtype)
+        return ((x - self.mean.to(x.dtype)) / std).clamp(-self.clip, self.clip)
+
+    def scale(self, x: torch.Tensor) -> torch.Tensor:
+        """Divide by the running std without centering (for rewards)."""
+        return (x / torch.sqrt(self.var + self.eps).to(x.dtype)).clamp(-self.clip, self.clip)
+
+
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) * target + tau * source, in one fused call over all parameters."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+
+
+def adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam with the fused kernel where this torch build has it for the device (fewer ops per step)."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr)

@@ -1,0 +1,297 @@
+"""The Trainer: builds env, agent and logger from a plain config, runs the agent's loop, evaluates, checkpoints."""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rltrain import checkpoint
+from rltrain.agent import agent_class, build_agent, space_mismatch
+from rltrain.buffers import ReplayBuffer
+from rltrain.envs import make_vector_env, probe_spaces
+from rltrain.errors import RltrainError
+from rltrain.logger import Logger, tensor_free, write_json
+from rltrain.loops import LOOPS
+
+EVAL_SEED_OFFSET = 10_000  # the eval env never replays the training env's seeds
+COMPILABLE = ("loss", "critic_loss", "actor_loss")  # pure tensor functions torch.compile may wrap
+
+
+def resolve_device(name: str, hidden: list[int]) -> torch.device:
+    """cpu, cuda, or auto: CUDA only when there is a GPU and the networks are wide enough to gain from it."""
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RltrainError(
+                "device=cuda was asked for, but this torch sees no CUDA GPU; use device=cpu or device=auto."
+            )
+        return torch.device("cuda")
+    if name == "auto":
+        wide = max(hidden, default=0) >= 256
+        return torch.device("cuda" if torch.cuda.is_available() and wide else "cpu")
+    raise RltrainError(f"device={name} is unknown; pick cpu, cuda or auto.")
+
+
+def fitting_algorithms(observation_space: gym.Space, action_space: gym.Space, algo_dir: Path) -> list[str]:
+    """Names of the shipped algorithms whose declared spaces fit these spaces."""
+    from omegaconf import OmegaConf
+
+    names = []
+    for path in sorted(algo_dir.glob("*.yaml")):
+        try:
+            cls = agent_class(OmegaConf.to_container(OmegaConf.load(path)))
+        except RltrainError:
+            continue
+        if space_mismatch(cls, observation_space, action_space) is None:
+            names.append(path.stem)
+    return names
+
+
+def check_fit(config: dict, algo_dir: Path | None = None) -> tuple[gym.Space, gym.Space]:
+    """Fail in a second, before any env worker or network exists, if the algorithm cannot run on the env."""
+    observation_space, action_space = probe_spaces(config["env"])
+    cls = agent_class(config["algo"])
+    problem = space_mismatch(cls, observation_space, action_space)
+    if problem:
+        fits = fitting_algorithms(observation_space, action_space, algo_dir) if algo_dir else []
+        hint = f" Algorithms that fit {config['env']['id']}: {', '.join(fits)}." if fits else ""
+        raise RltrainError(f"algo={config['algo']['name']} {problem}.{hint}")
+    return observation_space, action_space
+
+
+def evaluate_policy(agent, envs, episodes: int, seed: int, device: torch.device) -> np.ndarray:
+    """Returns of `episodes` deterministic episodes, run `envs.num_envs` at a time."""
+    returns: list[float] = []
+    batch = 0
+    while len(returns) < episodes:
+        obs, _ = envs.reset(seed=seed + batch * envs.num_envs)
+        active = np.arange(envs.num_envs) < episodes - len(returns)
+        episode_return = np.zeros(envs.num_envs)
+        while active.any():
+            actions = agent.act(torch.as_tensor(obs, dtype=torch.float32, device=device), explore=False)
+            obs, rewards, terminated, truncated, _ = envs.step(actions.cpu().numpy())
+            episode_return += rewards * active
+            ended = (terminated | truncated) & active
+            returns.extend(episode_return[ended].tolist())
+            active &= ~ended
+        batch += 1
+    return np.asarray(returns[:episodes])
+
+
+class Trainer:
+    def __init__(self, config: dict, run_dir: Path, algo_dir: Path | None = None, resume: dict | None = None):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        torch.set_num_threads(int(config["threads"]))
+        observation_space, action_space = check_fit(config, algo_dir)
+        self.action_space_is_discrete = isinstance(action_space, gym.spaces.Discrete)
+        self.device = resolve_device(config["device"]["name"], list(config["network"]["hidden"]))
+        seed = int(config["seed"])
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+        self.total_steps = int(config["total_steps"])
+        self.num_envs = int(config["num_envs"])
+        self.envs = make_vector_env(config["env"], self.num_envs)
+        self.envs.action_space.seed(seed)
+        eval_cfg = config["eval"]
+        self.eval_episodes = int(eval_cfg["episodes"])
+        self.eval_envs = make_vector_env(config["env"], min(self.eval_episodes, 16), vectorization="sync")
+        self.agent = build_agent(
+            config["algo"],
+            observation_space=observation_space,
+            action_space=action_space,
+            network=config["network"],
+            device=self.device,
+            total_steps=self.total_steps,
+            num_envs=self.num_envs,
+        )
+        if self.agent.kind not in LOOPS:
+            raise RltrainError(f"algo={config['algo']['name']} needs the {self.agent.kind} loop, which this build lacks.")
+        if config["device"].get("compile"):
+            for name in COMPILABLE:
+                if hasattr(self.agent, name):
+                    setattr(self.agent, name, torch.compile(getattr(self.agent, name)))
+        self.replay = None
+        if self.agent.kind == "offpolicy":
+            self.replay = ReplayBuffer(
+                min(self.agent.buffer_size, self.total_steps),
+                observation_space.shape,
+                () if self.action_space_is_discrete else action_space.shape,
+                torch.long if self.action_space_is_discrete else torch.float32,
+                self.device,
+            )
+
+        self.step = 0
+        self.previous_wall_time = 0.0
+        self.best_eval = -math.inf
+        self.last_eval: tuple[int, float, float] | None = None
+        if resume is not None:
+            self._restore(resume)
+        self.eval_every = int(eval_cfg["every"])
+        self.checkpoint_every = int(config["checkpoint"]["every"])
+        self.log_every = int(config["log"]["every"])
+        self.next_eval = self._next_multiple(self.eval_every)
+        self.next_checkpoint = self._next_multiple(self.checkpoint_every)
+        self.next_log = self._next_multiple(self.log_every)
+        self.next_progress = self.step
+        self.progress_every = max(self.num_envs, self.total_steps // 400)
+        self.latest_metrics: dict | None = None
+        self.stop_requested = False
+        self.logger = Logger(
+            self.run_dir,
+            self.total_steps,
+            self.step,
+            bool(config["log"]["progress"]),
+            f"{config['algo']['name']} {config['env']['id']}",
+        )
+        if resume is None:
+            self.logger.config(config)
+
+    def _next_multiple(self, every: int) -> float:
+        return (self.step // every + 1) * every if every > 0 else math.inf
+
+    # --- called by the loops ------------------------------------------------------------------------------
+    def reset_envs(self) -> torch.Tensor:
+        # a resumed run starts fresh episodes on new seeds instead of replaying the first ones
+        obs, _ = self.envs.reset(seed=int(self.config["seed"]) + self.step)
+        return torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+
+    def record_episodes(self, infos: dict) -> None:
+        if "_episode" in infos:
+            mask = infos["_episode"]
+            for ret, length in zip(infos["episode"]["r"][mask], infos["episode"]["l"][mask]):
+                self.logger.episode(self.step, float(ret), int(length))
+
+    def report(self, metrics: dict | None) -> None:
+        if metrics is not None:
+            self.latest_metrics = metrics
+
+    def advance(self, steps: int, metrics: dict | None) -> bool:
+        """Count `steps` env steps; log, evaluate and checkpoint when due. False when the loop must stop."""
+        self.step += steps
+        self.report(metrics)
+        if self.step >= self.next_log:
+            self.next_log = self._next_multiple(self.log_every)
+            if self.latest_metrics:
+                self.logger.scalars(self.step, self.latest_metrics, "losses")
+            self.logger.scalars(self.step, {"sps": self.logger.sps(self.step)}, "perf")
+        if self.step >= self.next_progress:
+            self.next_progress = self.step + self.progress_every
+            self.logger.progress(self.step)
+        if self.step >= self.next_eval and self.step < self.total_steps:
+            self.next_eval = self._next_multiple(self.eval_every)
+            self.evaluate()
+        if self.step >= self.next_checkpoint and self.step < self.total_steps:
+            self.next_checkpoint = self._next_multiple(self.checkpoint_every)
+            self.save_checkpoint()
+        return not self.stop_requested and self.step < self.total_steps
+
+    # --- evaluation and checkpoints -----------------------------------------------------------------------
+    def evaluate(self) -> tuple[float, float]:
+        seed = int(self.config["seed"]) + EVAL_SEED_OFFSET
+        returns = evaluate_policy(self.agent, self.eval_envs, self.eval_episodes, seed, self.device)
+        mean, std = float(returns.mean()), float(returns.std())
+        self.logger.scalars(self.step, {"return_mean": mean, "return_std": std}, "eval")
+        self.logger.message(f"eval at step {self.step}: return {mean:.1f} ± {std:.1f} over {len(returns)} episodes")
+        self.last_eval = (self.step, mean, std)
+        if mean > self.best_eval:
+            self.best_eval = mean
+            checkpoint.save(self._payload(with_replay=False), self.run_dir / "checkpoints" / "best.pt")
+        return mean, std
+
+    def wall_time(self) -> float:
+        return self.previous_wall_time + time.perf_counter() - self.start_time
+
+    def _payload(self, with_replay: bool) -> dict:
+        payload = {
+            "agent": self.agent.state_dict(),
+            "config": self.config,
+            "step": self.step,
+            "wall_time_s": self.wall_time(),
+            "best_eval_return_mean": self.best_eval,
+            "rng": checkpoint.rng_state(),
+        }
+        if with_replay and self.replay is not None:
+            payload["replay"] = self.replay.state_dict()
+        return payload
+
+    def save_checkpoint(self) -> Path:
+        path = self.run_dir / "checkpoints" / "last.pt"
+        checkpoint.save(self._payload(with_replay=bool(self.config["checkpoint"]["replay_buffer"])), path)
+        return path
+
+    def _restore(self, payload: dict) -> None:
+        self.agent.load_state_dict(payload["agent"])
+        self.step = int(payload["step"])
+        self.previous_wall_time = float(payload["wall_time_s"])
+        self.best_eval = float(payload["best_eval_return_mean"])
+        if self.replay is not None and "replay" in payload:
+            self.replay.load_state_dict(payload["replay"])
+        checkpoint.set_rng_state(payload["rng"])
+
+    # --- the run ------------------------------------------------------------------------------------------
+    def _on_sigint(self, signum, frame) -> None:
+        if self.stop_requested:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        self.logger.message("Ctrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to abort).")
+
+    def run(self) -> dict:
+        self.start_time = time.perf_counter()
+        start_step = self.step
+        try:
+            previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        except ValueError:  # not the main thread (some launchers): Ctrl-C handling stays with the caller
+            previous_handler = None
+        try:
+            if self.step < self.total_steps:
+                LOOPS[self.agent.kind](self)
+        finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+        interrupted = self.stop_requested and self.step < self.total_steps
+        if self.last_eval is None or self.last_eval[0] != self.step:
+            if not interrupted:
+                self.evaluate()
+        self.save_checkpoint()
+        wall = self.wall_time()
+        summary = {
+            "algo": self.config["algo"]["name"],
+            "env": self.config["env"]["id"],
+            "seed": int(self.config["seed"]),
+            "env_steps": self.step,
+            "eval_return_mean": self.last_eval[1] if self.last_eval else None,
+            "eval_return_std": self.last_eval[2] if self.last_eval else None,
+            "best_eval_return_mean": self.best_eval if self.best_eval > -math.inf else None,
+            "wall_time_s": round(wall, 3),
+            "sps": round((self.step - start_step) / max(time.perf_counter() - self.start_time, 1e-9), 1),
+            "device": str(self.device),
+            "interrupted": interrupted,
+        }
+        if not interrupted:
+            self.logger.hparams(
+                self.config,
+                {
+                    "hparams/eval_return_mean": summary["eval_return_mean"],
+                    "hparams/best_eval_return_mean": summary["best_eval_return_mean"],
+                    "hparams/env_steps": self.step,
+                },
+            )
+        write_json(self.run_dir / "summary.json", summary)
+        self.close()
+        return summary
+
+    def close(self) -> None:
+        self.logger.close()
+        self.envs.close()
+        self.eval_envs.close()
