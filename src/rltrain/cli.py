@@ -82,6 +82,8 @@ def discard_if_empty(run_dir: Path) -> None:
     """Remove a run folder this command just made if nothing but Hydra's own records is in it."""
     if run_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
         shutil.rmtree(run_dir, ignore_errors=True)
+        if run_dir.parent.is_dir() and not any(run_dir.parent.iterdir()):  # outputs/<algo>-<env>/ made for it
+            run_dir.parent.rmdir()
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")

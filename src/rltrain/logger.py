@@ -40,8 +40,9 @@ class Logger:
 
     def __init__(self, run_dir: Path, total_steps: int, start_step: int, progress: bool, description: str):
         self.run_dir = run_dir
-        # purge_step hides anything a killed run logged after its last checkpoint: no step is logged twice
-        self.writer = SummaryWriter(str(run_dir), purge_step=start_step if start_step > 0 else None)
+        # purge_step hides anything a killed run logged after its last checkpoint (at start_step, everything was
+        # logged before the checkpoint was written), so no step is logged twice
+        self.writer = SummaryWriter(str(run_dir), purge_step=start_step + 1 if start_step > 0 else None)
         self.recent_returns: deque[float] = deque(maxlen=20)
         self.total_steps = total_steps
         self.start_step = start_step

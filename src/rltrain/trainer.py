@@ -135,6 +135,7 @@ class Trainer:
         self.previous_wall_time = 0.0
         self.best_eval = -math.inf
         self.last_eval: tuple[int, float, float] | None = None
+        self.eval_history: list[list[float]] = []  # [step, wall time s, mean, std] of each evaluation
         if resume is not None:
             self._restore(resume)
         self.eval_every = int(eval_cfg["every"])
@@ -204,6 +205,7 @@ class Trainer:
         self.logger.scalars(self.step, {"return_mean": mean, "return_std": std}, "eval")
         self.logger.message(f"eval at step {self.step}: return {mean:.1f} ± {std:.1f} over {len(returns)} episodes")
         self.last_eval = (self.step, mean, std)
+        self.eval_history.append([self.step, round(self.wall_time(), 3), mean, std])
         if mean > self.best_eval:
             self.best_eval = mean
             checkpoint.save(self._payload(with_replay=False), self.run_dir / "checkpoints" / "best.pt")
@@ -219,6 +221,7 @@ class Trainer:
             "step": self.step,
             "wall_time_s": self.wall_time(),
             "best_eval_return_mean": self.best_eval,
+            "eval_history": self.eval_history,
             "rng": checkpoint.rng_state(),
         }
         if with_replay and self.replay is not None:
@@ -235,6 +238,7 @@ class Trainer:
         self.step = int(payload["step"])
         self.previous_wall_time = float(payload["wall_time_s"])
         self.best_eval = float(payload["best_eval_return_mean"])
+        self.eval_history = [list(h) for h in payload["eval_history"]]
         if self.replay is not None and "replay" in payload:
             self.replay.load_state_dict(payload["replay"])
         checkpoint.set_rng_state(payload["rng"])
@@ -277,6 +281,7 @@ class Trainer:
             "sps": round((self.step - start_step) / max(time.perf_counter() - self.start_time, 1e-9), 1),
             "device": str(self.device),
             "interrupted": interrupted,
+            "eval_history": self.eval_history,
         }
         if not interrupted:
             self.logger.hparams(

@@ -86,8 +86,8 @@ class PPO:
     def _distribution(self, obs: torch.Tensor):
         logits_or_mean = self.actor(obs)
         if self.discrete:
-            return Categorical(logits=logits_or_mean)
-        return Normal(logits_or_mean, self.log_std.exp().expand_as(logits_or_mean))
+            return Categorical(logits=logits_or_mean, validate_args=False)
+        return Normal(logits_or_mean, self.log_std.exp().expand_as(logits_or_mean), validate_args=False)
 
     def _to_env(self, action: torch.Tensor) -> torch.Tensor:
         # the Gaussian is unbounded; the env gets the action clipped to its box, the buffer keeps the sample
@@ -138,10 +138,10 @@ class PPO:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr * (1.0 - self.updates_done / self.total_updates)
         size = batch["obs"].shape[0]
-        minibatch = size // self.minibatches
+        minibatch = max(size // self.minibatches, 2)  # at least 2 samples, so advantages have a std
         for _ in range(self.epochs):
             order = torch.randperm(size, device=self.device)
-            for start in range(0, minibatch * self.minibatches, minibatch):
+            for start in range(0, size - minibatch + 1, minibatch):
                 metrics = self._minibatch_step({k: v[order[start : start + minibatch]] for k, v in batch.items()})
         self.updates_done += 1
         explained = 1.0 - (batch["returns"] - batch["values"]).var() / batch["returns"].var().clamp_min(1e-8)

@@ -1,0 +1,47 @@
+# rltrain — every target creates or updates .venv first when needed.
+VENV ?= .venv
+PYTHON ?= python3
+# the CPU wheel of torch; install it before the project so pip does not pull a CUDA build
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: install run train eval test test-fast bench tensorboard lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,video]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install  ## train the default configuration: PPO on CartPole-v1
+	$(VENV)/bin/rltrain $(ARGS)
+
+train: install  ## make train ARGS="algo=sac env=pendulum seed=1"
+	$(VENV)/bin/rltrain $(ARGS)
+
+eval: install  ## make eval ARGS="run=outputs/ppo-cartpole/<run> episodes=20 video=true"
+	$(VENV)/bin/rltrain-eval $(ARGS)
+
+test: install  ## the whole suite, learning tests included
+	$(PY) -m pytest -q
+
+test-fast: install  ## everything but the learning tests
+	$(PY) -m pytest -q -m "not slow"
+
+bench: install  ## rltrain vs stable-baselines3 (RL Zoo hyperparameters) -> bench/results/
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[bench]"
+	$(PY) bench/run.py $(ARGS)
+
+tensorboard: install
+	$(VENV)/bin/tensorboard --logdir outputs --host 127.0.0.1
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+
+clean:
+	rm -rf outputs multirun .pytest_cache build dist src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

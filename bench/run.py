@@ -1,0 +1,195 @@
+"""`make bench`: each tuned preset with rltrain, and the same case with stable-baselines3 + RL Zoo hyperparameters.
+
+Both run one after the other on this machine, one torch thread each, evaluated the same way (10 deterministic
+episodes every `--eval-every` env steps on a separate env). Reported: wall time, SPS, final eval return and the
+wall-clock time until an evaluation first reaches the case's threshold, and rltrain / SB3 ratios.
+Writes bench/results/<date>_<time>.md (and .json). Needs the `bench` extra: pip install -e '.[bench]'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+# name: (algo, env preset, gymnasium id, threshold)
+CASES = {
+    "ppo-cartpole": ("ppo", "cartpole", "CartPole-v1", 475.0),
+    "dqn-cartpole": ("dqn", "cartpole", "CartPole-v1", 475.0),
+    "sac-pendulum": ("sac", "pendulum", "Pendulum-v1", -200.0),
+    "ppo-pendulum": ("ppo", "pendulum", "Pendulum-v1", -250.0),
+}
+
+
+def run_rltrain(case: str, seed: int, eval_every: int) -> dict:
+    algo, env, _, threshold = CASES[case]
+    run_dir = RESULTS / "runs" / f"rltrain-{case}-{seed}-{int(time.time())}"
+    command = [str(Path(sys.executable).parent / "rltrain"), f"algo={algo}", f"env={env}", f"seed={seed}",
+               f"eval.every={eval_every}", "eval.episodes=10", "log.progress=false", f"hydra.run.dir={run_dir}"]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    process_time = time.perf_counter() - started
+    summary = json.loads((run_dir / "summary.json").read_text())
+    history = summary["eval_history"]
+    reached = next((h for h in history if h[2] >= threshold), None)
+    return {
+        "framework": "rltrain", "case": case, "seed": seed, "steps": summary["env_steps"],
+        "wall_s": summary["wall_time_s"], "process_s": process_time, "sps": summary["sps"],
+        "final_return": summary["eval_return_mean"],
+        "time_to_threshold_s": reached[1] if reached else None,
+        "steps_to_threshold": reached[0] if reached else None,
+    }
+
+
+def sb3_worker(case: str, seed: int, eval_every: int, out: Path) -> None:
+    """Train the case with SB3 and the RL Zoo's hyperparameters (runs in its own process)."""
+    import gymnasium as gym
+    import rl_zoo3
+    import torch
+    import yaml
+    from stable_baselines3 import DQN, PPO, SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    torch.set_num_threads(1)
+    algo, _, env_id, threshold = CASES[case]
+    zoo = yaml.safe_load((Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml").read_text())[env_id]
+    hyper = dict(zoo)
+    total = int(float(hyper.pop("n_timesteps")))
+    n_envs = int(hyper.pop("n_envs", 1))
+    policy = hyper.pop("policy")
+    if "policy_kwargs" in hyper:
+        hyper["policy_kwargs"] = eval(hyper["policy_kwargs"], {"dict": dict, "nn": torch.nn})  # RL Zoo's format
+    for key in ("learning_rate", "clip_range"):
+        value = hyper.get(key)
+        if isinstance(value, str) and value.startswith("lin_"):
+            start = float(value[4:])
+            hyper[key] = lambda progress, start=start: progress * start
+    env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    eval_env = gym.make(env_id)
+    model = {"ppo": PPO, "dqn": DQN, "sac": SAC}[algo](policy, env, seed=seed, device="cpu", verbose=0, **hyper)
+
+    class Evaluate(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.history, self.next_eval, self.start = [], eval_every, time.perf_counter()
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= self.next_eval:
+                self.next_eval += eval_every
+                self.record()
+            return True
+
+        def record(self):
+            mean, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=10, deterministic=True)
+            self.history.append([self.num_timesteps, time.perf_counter() - self.start, float(mean)])
+
+    callback = Evaluate()
+    model.learn(total_timesteps=total, callback=callback)
+    if not callback.history or callback.history[-1][0] != model.num_timesteps:
+        callback.record()
+    wall = time.perf_counter() - callback.start
+    reached = next((h for h in callback.history if h[2] >= threshold), None)
+    out.write_text(json.dumps({
+        "framework": "sb3", "case": case, "seed": seed, "steps": int(model.num_timesteps), "wall_s": wall,
+        "sps": model.num_timesteps / wall, "final_return": callback.history[-1][2],
+        "time_to_threshold_s": reached[1] if reached else None, "steps_to_threshold": reached[0] if reached else None,
+    }))
+
+
+def run_sb3(case: str, seed: int, eval_every: int) -> dict:
+    out = RESULTS / f".sb3-{case}-{seed}.json"
+    started = time.perf_counter()
+    subprocess.run([sys.executable, __file__, "--sb3-worker", case, "--seeds", str(seed),
+                    "--eval-every", str(eval_every), "--out", str(out)], check=True)
+    result = json.loads(out.read_text())
+    out.unlink()
+    result["process_s"] = time.perf_counter() - started
+    return result
+
+
+def fmt(value, digits=1):
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def ratio(ours: list, theirs: list) -> str:
+    if not ours or not theirs or any(v is None for v in ours + theirs):
+        return "n/a (a seed did not reach the threshold)"
+    return f"{statistics.median(ours) / statistics.median(theirs):.2f}"
+
+
+def report(results: list[dict], args) -> str:
+    lines = [
+        f"# rltrain benchmark, {datetime.now():%Y-%m-%d %H:%M}",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, one torch thread per run; "
+        f"runs one at a time. Eval: 10 deterministic episodes every {args.eval_every} env steps. Wall time is the "
+        "training loop (SB3: model.learn) without interpreter start-up; time to threshold is the wall time at the "
+        "first evaluation at or above the threshold.",
+        "",
+        "| case | framework | seed | steps | wall s | SPS | final return | steps to thr. | time to thr. s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['case']} | {r['framework']} | {r['seed']} | {r['steps']} | {fmt(r['wall_s'])} | {fmt(r['sps'], 0)} | "
+            f"{fmt(r['final_return'])} | {r['steps_to_threshold'] or '—'} | {fmt(r['time_to_threshold_s'])} |"
+        )
+    lines += ["", "| case | threshold | ratio rltrain / SB3, time to threshold (median) | ratio, full-run wall time |",
+              "| --- | --- | --- | --- |"]
+    for case in dict.fromkeys(r["case"] for r in results):
+        ours = [r for r in results if r["case"] == case and r["framework"] == "rltrain"]
+        theirs = [r for r in results if r["case"] == case and r["framework"] == "sb3"]
+        if not theirs:
+            continue
+        lines.append(
+            f"| {case} | {CASES[case][3]} | {ratio([r['time_to_threshold_s'] for r in ours], [r['time_to_threshold_s'] for r in theirs])} "
+            f"| {ratio([r['wall_s'] for r in ours], [r['wall_s'] for r in theirs])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=list(CASES), help="cases to run (default: all)")
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1])
+    parser.add_argument("--eval-every", type=int, default=5000)
+    parser.add_argument("--no-sb3", action="store_true", help="rltrain only")
+    parser.add_argument("--sb3-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sb3_worker:
+        sb3_worker(args.sb3_worker, args.seeds[0], args.eval_every, args.out)
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = []
+    cases = args.only or list(CASES)
+    for case in cases:
+        for seed in args.seeds:
+            runners = [("rltrain", run_rltrain)] + ([] if args.no_sb3 else [("sb3", run_sb3)])
+            for name, runner in runners:
+                print(f"[bench] {case} seed {seed}: {name} ...", flush=True)
+                result = runner(case, seed, args.eval_every)
+                print(f"[bench]   wall {result['wall_s']:.1f} s, final return {result['final_return']:.1f}, "
+                      f"time to threshold {fmt(result['time_to_threshold_s'])} s", flush=True)
+                results.append(result)
+    stamp = f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    text = report(results, args)
+    (RESULTS / f"{stamp}.md").write_text(text)
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(results, indent=2))
+    print(text)
+    print(f"written: {RESULTS / (stamp + '.md')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""`rltrain-eval run=<run folder or checkpoint> [episodes=N] [video=true] ...`: replay a trained policy."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+USAGE = (
+    "usage: rltrain-eval run=<run folder or .pt checkpoint> [episodes=10] [checkpoint=last|best] [seed=S] "
+    "[device=cpu|cuda|auto] [video=false] [video_path=<file.mp4>]"
+)
+DEFAULTS = {"run": None, "episodes": "10", "checkpoint": "last", "seed": None, "device": "cpu", "video": "false",
+            "video_path": None}
+
+
+def parse_args(argv: list[str]) -> dict:
+    from rltrain.errors import RltrainError
+
+    args = dict(DEFAULTS)
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in DEFAULTS:
+            raise RltrainError(f"'{arg}' is not an option of rltrain-eval. {USAGE}")
+        args[key] = value
+    if not args["run"]:
+        raise RltrainError(f"run= is required. {USAGE}")
+    if args["checkpoint"] not in ("last", "best"):
+        raise RltrainError(f"checkpoint={args['checkpoint']} must be last or best.")
+    try:
+        args["episodes"] = int(args["episodes"])
+    except ValueError:
+        raise RltrainError(f"episodes={args['episodes']} must be a whole number.") from None
+    if args["episodes"] < 1:
+        raise RltrainError("episodes must be at least 1.")
+    args["video"] = args["video"].lower() in ("1", "true", "yes")
+    return args
+
+
+def load_agent(checkpoint_path: Path, device_name: str):
+    """The agent of a checkpoint, ready to act, with the checkpoint's config and payload."""
+    import torch
+
+    from rltrain import checkpoint
+    from rltrain.agent import build_agent
+    from rltrain.trainer import check_fit, resolve_device
+
+    payload = checkpoint.load(checkpoint_path)
+    config = payload["config"]
+    observation_space, action_space = check_fit(config)
+    device = resolve_device(device_name, list(config["network"]["hidden"]))
+    torch.set_num_threads(int(config.get("threads", 1)))
+    agent = build_agent(
+        config["algo"],
+        observation_space=observation_space,
+        action_space=action_space,
+        network=config["network"],
+        device=device,
+        total_steps=int(config["total_steps"]),
+        num_envs=int(config["num_envs"]),
+    )
+    agent.load_state_dict(payload["agent"])
+    return agent, config, payload, device
+
+
+def record_video(agent, config: dict, device, seed: int, path: Path) -> tuple[Path, float]:
+    """Roll out one deterministic episode with rgb_array rendering and write it as an mp4."""
+    import gymnasium as gym
+    import torch
+
+    from rltrain.errors import RltrainError
+
+    try:
+        import imageio.v2 as imageio
+    except ImportError:
+        raise RltrainError("video=true needs the video extra: pip install 'rltrain[video]'.") from None
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering needs no display
+    env = gym.make(config["env"]["id"], render_mode="rgb_array", **config["env"].get("kwargs", {}))
+    frames, total = [], 0.0
+    obs, _ = env.reset(seed=seed)
+    frames.append(env.render())
+    done = False
+    while not done:
+        action = agent.act(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0), explore=False)
+        obs, reward, terminated, truncated, _ = env.step(action[0].cpu().numpy())
+        total += float(reward)
+        frames.append(env.render())
+        done = terminated or truncated
+    fps = env.metadata.get("render_fps", 30)
+    env.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
+    return path, total
+
+
+def run(argv: list[str]) -> dict:
+    from rltrain import checkpoint
+    from rltrain.envs import make_vector_env
+    from rltrain.trainer import EVAL_SEED_OFFSET, evaluate_policy
+
+    args = parse_args(argv)
+    path = checkpoint.resolve(args["run"], f"{args['checkpoint']}.pt")
+    agent, config, payload, device = load_agent(path, args["device"])
+    seed = int(args["seed"]) if args["seed"] is not None else int(config["seed"]) + EVAL_SEED_OFFSET
+    envs = make_vector_env(config["env"], min(args["episodes"], 16), vectorization="sync")
+    try:
+        returns = evaluate_policy(agent, envs, args["episodes"], seed, device)
+    finally:
+        envs.close()
+    result = {"checkpoint": str(path), "step": int(payload["step"]), "episodes": len(returns),
+              "return_mean": float(returns.mean()), "return_std": float(returns.std())}
+    print(
+        f"{config['algo']['name']} on {config['env']['id']} ({path}, step {result['step']}): "
+        f"return {result['return_mean']:.2f} ± {result['return_std']:.2f} over {len(returns)} episodes"
+    )
+    if args["video"]:
+        run_dir = path.parents[1] if path.parent.name == "checkpoints" else path.parent
+        video_path = Path(args["video_path"] or run_dir / "videos" / f"{args['checkpoint']}-step{result['step']}.mp4")
+        video_path, video_return = record_video(agent, config, device, seed, video_path)
+        result["video"] = str(video_path)
+        print(f"video of one episode (return {video_return:.2f}): {video_path}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    from rltrain.errors import RltrainError
+
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE)
+        return
+    try:
+        run(argv)
+    except RltrainError as exc:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"rltrain-eval: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

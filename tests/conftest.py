@@ -1,0 +1,49 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from rltrain.cli import config_dir, plain_config
+
+BIN = Path(sys.executable).parent
+ALGOS = sorted(p.stem for p in (config_dir() / "algo").glob("*.yaml"))
+ENVS = ["cartpole", "pendulum"]
+
+
+def compose_config(*overrides: str) -> dict:
+    """The plain config `rltrain <overrides>` would train with."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return plain_config(compose(config_name="config", overrides=list(overrides)))
+
+
+def tiny(config: dict, total_steps: int = 256) -> dict:
+    """Shrink a config to a few seconds of training without changing what it exercises."""
+    config["total_steps"] = total_steps
+    config["eval"]["episodes"] = 2
+    config["eval"]["every"] = 0
+    config["log"]["progress"] = False
+    config["log"]["every"] = 64
+    algo = config["algo"]
+    if "rollout_steps" in algo:
+        algo["rollout_steps"] = min(algo["rollout_steps"], 16)
+    if "learning_starts" in algo:
+        algo["learning_starts"] = 32
+        algo["batch_size"] = 16
+    return config
+
+
+def run_cli(*args: str, cwd: Path, timeout: int = 300, script: str = "rltrain", env: dict | None = None):
+    """Run an installed console script as a user types it."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [str(BIN / script), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,67 @@
+"""GAE against a hand computation (with a truncated and a terminated episode), rollout and replay buffers."""
+
+import torch
+
+from rltrain.buffers import ReplayBuffer, RolloutBuffer, compute_gae
+
+
+def test_gae_matches_a_hand_computation_with_termination_and_truncation():
+    gamma, lam = 0.9, 0.8
+    # one env, 4 steps: the episode terminates at t=1; a new one is truncated by its time limit at t=3.
+    # The loop adds gamma * V(final obs) = 0.9 * 2.0 to the truncated step's reward before GAE.
+    v_final = 2.0
+    rewards = torch.tensor([[1.0], [1.0], [1.0], [1.0 + gamma * v_final]])
+    values = torch.tensor([[0.5], [0.4], [0.3], [0.2]])
+    dones = torch.tensor([[0.0], [1.0], [0.0], [1.0]])
+    last_value = torch.tensor([7.0])  # must be ignored: the last step ended an episode
+    adv, ret = compute_gae(rewards, values, dones, last_value, gamma, lam)
+
+    d3 = 1.0 + gamma * v_final - 0.2  # truncated: bootstrap from the final observation only
+    d2 = 1.0 + gamma * 0.2 - 0.3
+    d1 = 1.0 - 0.4  # terminated: no bootstrap
+    d0 = 1.0 + gamma * 0.4 - 0.5
+    a3 = d3
+    a2 = d2 + gamma * lam * a3
+    a1 = d1
+    a0 = d0 + gamma * lam * a1
+    expected = torch.tensor([[a0], [a1], [a2], [a3]])
+    torch.testing.assert_close(adv, expected)
+    torch.testing.assert_close(ret, expected + values)
+
+
+def test_gae_bootstraps_from_last_value_when_the_rollout_cuts_an_episode():
+    rewards = torch.zeros(2, 1)
+    values = torch.zeros(2, 1)
+    dones = torch.zeros(2, 1)
+    adv, _ = compute_gae(rewards, values, dones, torch.tensor([1.0]), gamma=0.5, gae_lambda=1.0)
+    torch.testing.assert_close(adv, torch.tensor([[0.25], [0.5]]))
+
+
+def test_rollout_batch_flattens_time_and_envs():
+    buffer = RolloutBuffer(3, 2, (4,), (), torch.long, torch.device("cpu"))
+    buffer.obs[:] = torch.arange(24, dtype=torch.float32).reshape(3, 2, 4)
+    batch = buffer.batch(torch.zeros(2), 0.99, 0.95)
+    assert batch["obs"].shape == (6, 4) and batch["actions"].shape == (6,)
+    torch.testing.assert_close(batch["obs"][1], torch.tensor([4.0, 5, 6, 7]))
+
+
+def test_replay_wraps_around_and_keeps_the_newest_transitions():
+    buffer = ReplayBuffer(5, (2,), (), torch.long, torch.device("cpu"))
+    for i in range(4):
+        obs = torch.full((2, 2), float(i))
+        buffer.add(obs, torch.tensor([i, i]), torch.tensor([i, i], dtype=torch.float32), obs + 1, torch.zeros(2))
+    assert buffer.size == 5 and buffer.position == 3
+    # 8 transitions (rewards 0,0,1,1,2,2,3,3) into 5 slots: the 5 newest stay, written in circular order
+    assert buffer.rewards.tolist() == [2.0, 3.0, 3.0, 1.0, 2.0]
+    batch = buffer.sample(16)
+    torch.testing.assert_close(batch["next_obs"], batch["obs"] + 1)
+    assert batch["actions"].dtype == torch.long
+
+
+def test_replay_state_dict_round_trip():
+    buffer = ReplayBuffer(10, (3,), (2,), torch.float32, torch.device("cpu"))
+    buffer.add(torch.randn(4, 3), torch.randn(4, 2), torch.randn(4), torch.randn(4, 3), torch.ones(4))
+    copy = ReplayBuffer(10, (3,), (2,), torch.float32, torch.device("cpu"))
+    copy.load_state_dict(buffer.state_dict())
+    assert copy.size == 4 and copy.position == 4
+    torch.testing.assert_close(copy.obs[:4], buffer.obs[:4])

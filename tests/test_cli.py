@@ -1,0 +1,111 @@
+"""The CLIs through a subprocess, as a user types them: training, errors, multirun, evaluation."""
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from conftest import run_cli
+
+TINY = ["total_steps=256", "eval.episodes=2", "algo.rollout_steps=16"]
+
+
+def run_folders(workdir: Path) -> list[Path]:
+    return sorted(p.parent for p in workdir.glob("outputs/*/*/summary.json"))
+
+
+def test_default_training_writes_summary_checkpoints_and_tensorboard(workdir):
+    result = run_cli(*TINY, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    [run] = run_folders(workdir)
+    assert run.parent.name == "ppo-cartpole"
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("eval_return_mean", "eval_return_std", "env_steps", "wall_time_s", "sps", "algo", "env", "seed",
+                "best_eval_return_mean"):
+        assert key in summary
+    assert summary["algo"] == "ppo" and summary["env"] == "CartPole-v1" and summary["env_steps"] >= 256
+    assert (run / "checkpoints" / "last.pt").is_file() and (run / "checkpoints" / "best.pt").is_file()
+    assert list(run.glob("events.out.tfevents.*"))
+    assert "summary.json" in result.stdout and "tensorboard --logdir" in result.stdout
+
+
+def test_two_runs_in_the_same_second_get_their_own_folders(workdir):
+    results = [run_cli(*TINY, cwd=workdir) for _ in range(2)]
+    assert all(r.returncode == 0 for r in results)
+    assert len(run_folders(workdir)) == 2
+
+
+def test_algorithm_that_does_not_fit_the_env_fails_fast_with_one_sentence(workdir):
+    start = time.time()
+    result = run_cli("algo=sac", "env=cartpole", cwd=workdir)
+    assert result.returncode != 0
+    assert time.time() - start < 30
+    [line] = result.stderr.strip().splitlines()
+    assert "algo=sac needs a Box action space" in line and "Discrete(2)" in line and "dqn, ppo" in line
+    assert "Traceback" not in result.stderr
+    assert not list(workdir.glob("outputs/*")), "a failed command must not leave a run folder"
+
+
+def test_unknown_algorithm_lists_the_choices(workdir):
+    result = run_cli("algo=foo", cwd=workdir)
+    assert result.returncode != 0
+    assert "algo/foo" in result.stderr and "ppo" in result.stderr and "sac" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_typo_in_a_key_names_the_key(workdir):
+    result = run_cli("algo.lrr=0.1", cwd=workdir)
+    assert result.returncode != 0 and "lrr" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unregistered_env_id_is_one_sentence_with_a_suggestion(workdir):
+    result = run_cli("env=gym", "env.id=CartPole-v9", cwd=workdir)
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert "env.id=CartPole-v9 is not a registered gymnasium environment" in line and "CartPole-v1" in line
+
+
+def test_gym_env_without_an_id_says_how_to_set_it(workdir):
+    result = run_cli("env=gym", cwd=workdir)
+    assert result.returncode != 0 and "env.id has no value" in result.stderr
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(workdir):
+    if torch.cuda.is_available():
+        return
+    result = run_cli("device=cuda", *TINY, cwd=workdir)
+    assert result.returncode != 0 and "device=cuda" in result.stderr and "device=cpu" in result.stderr
+
+
+def test_multirun_over_seeds(workdir):
+    result = run_cli("-m", "seed=0,1", *TINY, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    summaries = sorted(workdir.glob("outputs/multirun/*/*/summary.json"))
+    assert [json.loads(p.read_text())["seed"] for p in summaries] == [0, 1]
+    assert [p.parent.name for p in summaries] == ["0", "1"]
+
+
+def test_eval_cli_prints_mean_and_std_and_writes_a_video(workdir):
+    assert run_cli(*TINY, "hydra.run.dir=run", cwd=workdir).returncode == 0
+    result = run_cli("run=run", "episodes=3", "video=true", script="rltrain-eval", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "over 3 episodes" in result.stdout and "±" in result.stdout
+    [video] = (workdir / "run" / "videos").glob("*.mp4")
+    assert video.stat().st_size > 1000
+
+
+def test_eval_cli_errors_for_missing_and_corrupt_checkpoints(workdir):
+    result = run_cli("run=nowhere", script="rltrain-eval", cwd=workdir)
+    assert result.returncode != 0 and "No checkpoint at nowhere" in result.stderr
+    bad = workdir / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    result = run_cli("run=bad.pt", script="rltrain-eval", cwd=workdir)
+    assert result.returncode != 0 and "corrupt" in result.stderr and "Traceback" not in result.stderr
+    assert bad.read_bytes() == b"\x00garbage"
+
+
+def test_resume_of_a_folder_without_checkpoint_is_a_clear_error(workdir):
+    (workdir / "empty").mkdir()
+    result = run_cli("resume=empty", cwd=workdir)
+    assert result.returncode != 0 and "No checkpoint at" in result.stderr

@@ -1,0 +1,60 @@
+"""Config composition: every algo x env pair composes; fitting pairs build, the others fail with one clear sentence."""
+
+import re
+
+import pytest
+
+from conftest import ALGOS, ENVS, compose_config, tiny
+from rltrain.cli import config_dir
+from rltrain.errors import RltrainError
+from rltrain.trainer import Trainer
+
+FITS = {("ppo", "cartpole"), ("ppo", "pendulum"), ("dqn", "cartpole"), ("sac", "pendulum")}
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("env", ENVS)
+def test_every_pair_composes_and_builds_or_names_the_mismatch(algo, env, tmp_path):
+    config = tiny(compose_config(f"algo={algo}", f"env={env}"))
+    assert config["algo"]["name"] == algo
+    if (algo, env) in FITS:
+        trainer = Trainer(config, tmp_path, algo_dir=config_dir() / "algo")
+        assert trainer.agent.kind in ("onpolicy", "offpolicy")
+        trainer.close()
+    else:
+        with pytest.raises(RltrainError) as error:
+            Trainer(config, tmp_path, algo_dir=config_dir() / "algo")
+        message = str(error.value)
+        assert f"algo={algo}" in message and "action space" in message
+        assert "Algorithms that fit" in message and "ppo" in message
+
+
+def test_tuned_preset_is_picked_and_overrides_still_win():
+    tuned = compose_config("algo=sac", "env=pendulum")
+    assert tuned["total_steps"] == 20000 and tuned["algo"]["critic_lr"] == 1e-3
+    overridden = compose_config("algo=sac", "env=pendulum", "algo.critic_lr=0.01", "total_steps=123")
+    assert overridden["algo"]["critic_lr"] == 0.01 and overridden["total_steps"] == 123
+    untuned = compose_config("algo=sac", "env=gym", "env.id=MountainCarContinuous-v0")
+    assert untuned["algo"]["critic_lr"] == 3e-4 and untuned["env"]["name"] == "MountainCarContinuous-v0"
+
+
+def test_any_registered_env_id_reads_its_spaces_at_runtime(tmp_path):
+    config = tiny(compose_config("algo=ppo", "env=gym", "env.id=Acrobot-v1"))
+    trainer = Trainer(config, tmp_path)
+    assert trainer.envs.single_observation_space.shape == (6,)
+    summary = trainer.run()
+    assert summary["env"] == "Acrobot-v1" and summary["env_steps"] >= 256
+
+
+def test_every_algorithm_hyperparameter_has_a_comment():
+    for path in (config_dir() / "algo").glob("*.yaml"):
+        for line in path.read_text().splitlines():
+            if re.match(r"^[a-z_]+:", line) and not line.startswith(("_target_", "name:")):
+                assert "#" in line, f"{path.name}: '{line}' has no comment"
+
+
+def test_unknown_hyperparameter_is_named(tmp_path):
+    config = tiny(compose_config("algo=ppo"))
+    config["algo"]["learning_rate"] = 0.1
+    with pytest.raises(RltrainError, match="no hyperparameter learning_rate"):
+        Trainer(config, tmp_path)

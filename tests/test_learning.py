@@ -1,0 +1,26 @@
+"""Learning thresholds of the tuned presets: final deterministic eval over >= 10 episodes, seeds 0 and 1."""
+
+import pytest
+
+from conftest import compose_config
+from rltrain.trainer import Trainer
+
+# (algo, env, threshold, budget in env steps the preset must stay within)
+CASES = [
+    ("ppo", "cartpole", 475.0, 100_000),
+    ("dqn", "cartpole", 475.0, 50_000),
+    ("sac", "pendulum", -200.0, 20_000),
+    ("ppo", "pendulum", -250.0, 100_000),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("algo,env,threshold,budget", CASES, ids=[f"{a}-{e}" for a, e, *_ in CASES])
+def test_tuned_preset_reaches_its_threshold(algo, env, threshold, budget, seed, tmp_path):
+    config = compose_config(f"algo={algo}", f"env={env}", f"seed={seed}", "log.progress=false")
+    assert config["total_steps"] <= budget
+    assert config["eval"]["episodes"] >= 10
+    summary = Trainer(config, tmp_path).run()
+    assert summary["env_steps"] <= budget
+    assert summary["eval_return_mean"] >= threshold, summary
