@@ -5,10 +5,11 @@ import time
 from pathlib import Path
 
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import run_cli
 
-TINY = ["total_steps=256", "eval.episodes=2", "algo.rollout_steps=16"]
+TINY = ["total_steps=256", "eval.episodes=2", "algo.rollout_steps=16", "log.every=64"]
 
 
 def run_folders(workdir: Path) -> list[Path]:
@@ -26,7 +27,16 @@ def test_default_training_writes_summary_checkpoints_and_tensorboard(workdir):
         assert key in summary
     assert summary["algo"] == "ppo" and summary["env"] == "CartPole-v1" and summary["env_steps"] >= 256
     assert (run / "checkpoints" / "last.pt").is_file() and (run / "checkpoints" / "best.pt").is_file()
-    assert list(run.glob("events.out.tfevents.*"))
+    events = EventAccumulator(str(run))
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    for tag in ("charts/episodic_return", "charts/episodic_length", "eval/return_mean", "eval/return_std", "perf/sps",
+                "losses/policy", "losses/value"):
+        assert tag in scalars, tag
+    assert "config/text_summary" in events.Tags()["tensors"]
+    hparams = events.PluginTagToContent("hparams")
+    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(hparams)
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1, "hparams must not open a timestamped sub-run"
     assert "summary.json" in result.stdout and "tensorboard --logdir" in result.stdout
 
 

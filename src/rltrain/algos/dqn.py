@@ -3,7 +3,7 @@
 Target:  y = r + gamma * (1 - terminated) * Q_target(s', a*),
          a* = argmax_a Q_target(s', a)          (DQN)
          a* = argmax_a Q_online(s', a)          (Double DQN: the online net picks, the target net scores)
-Loss:    Huber(Q_online(s, a) - y).  Behaviour: epsilon-greedy, epsilon decaying linearly.
+Loss:    Huber(Q_online(s, a) - y), or the squared error with huber=false.  Behaviour: epsilon-greedy, epsilon decaying linearly.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class DQN:
         eps_end: float = 0.05,
         eps_fraction: float = 0.2,
         max_grad_norm: float = 10.0,
+        huber: bool = True,
     ):
         self.device = device
         self.num_actions = int(action_space.n)
@@ -62,6 +63,7 @@ class DQN:
         self.target_update_every, self.tau = target_update_every, tau
         self.eps_start, self.eps_end, self.eps_decay_steps = eps_start, eps_end, max(1, eps_fraction * total_steps)
         self.max_grad_norm = max_grad_norm
+        self.td_loss = F.smooth_l1_loss if huber else F.mse_loss
         self.env_steps = 0  # exploring steps taken, drives the epsilon schedule
         self.updates_done = 0
 
@@ -91,7 +93,7 @@ class DQN:
             next_value = next_q_target.gather(-1, next_actions).squeeze(-1)
             target = batch["rewards"] + self.gamma * (1.0 - batch["terminated"]) * next_value
         q_taken = self.q(batch["obs"]).gather(-1, batch["actions"].long().unsqueeze(-1)).squeeze(-1)
-        return F.smooth_l1_loss(q_taken, target), q_taken
+        return self.td_loss(q_taken, target), q_taken
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.anneal_lr:

@@ -1,0 +1,49 @@
+"""device=cpu|cuda|auto. The CUDA tests run where a GPU is present and skip cleanly elsewhere."""
+
+import pytest
+import torch
+
+from conftest import compose_config, tiny
+from rltrain.errors import RltrainError
+from rltrain.trainer import Trainer, resolve_device
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+
+
+def test_auto_keeps_small_networks_on_the_cpu():
+    assert resolve_device("auto", [64, 64]).type == "cpu"
+    assert resolve_device("cpu", [1024]).type == "cpu"
+
+
+def test_auto_uses_cuda_for_wide_networks_only_when_there_is_a_gpu():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto", [256, 256]).type == expected
+
+
+def test_unknown_device_is_named():
+    with pytest.raises(RltrainError, match="device=tpu"):
+        resolve_device("tpu", [64])
+
+
+@needs_cuda
+@pytest.mark.parametrize("algo,env", [("ppo", "cartpole"), ("ppo", "pendulum"), ("dqn", "cartpole"), ("sac", "pendulum")])
+def test_training_runs_on_cuda(algo, env, tmp_path):
+    config = tiny(compose_config(f"algo={algo}", f"env={env}", "device=cuda"), total_steps=512)
+    config["checkpoint"]["replay_buffer"] = True
+    trainer = Trainer(config, tmp_path)
+    summary = trainer.run()
+    assert summary["device"] == "cuda" and summary["env_steps"] >= 512
+    networks = [m for m in vars(trainer.agent).values() if isinstance(m, torch.nn.Module)]
+    assert networks and all(p.is_cuda for m in networks for p in m.parameters())
+    if trainer.replay is not None:
+        assert trainer.replay.obs.is_cuda
+
+
+@needs_cuda
+def test_cuda_checkpoint_evaluates_on_the_cpu(tmp_path):
+    from rltrain.evaluate import run
+
+    config = tiny(compose_config("algo=sac", "env=pendulum", "device=cuda"), total_steps=256)
+    Trainer(config, tmp_path).run()
+    result = run([f"run={tmp_path}", "episodes=2", "device=cpu"])
+    assert result["episodes"] == 2
