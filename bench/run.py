@@ -33,8 +33,16 @@ CASES = {
 def run_rltrain(case: str, seed: int, eval_every: int) -> dict:
     algo, env, _, threshold = CASES[case]
     run_dir = RESULTS / "runs" / f"rltrain-{case}-{seed}-{int(time.time())}"
-    command = [str(Path(sys.executable).parent / "rltrain"), f"algo={algo}", f"env={env}", f"seed={seed}",
-               f"eval.every={eval_every}", "eval.episodes=10", "log.progress=false", f"hydra.run.dir={run_dir}"]
+    command = [
+        str(Path(sys.executable).parent / "rltrain"),
+        f"algo={algo}",
+        f"env={env}",
+        f"seed={seed}",
+        f"eval.every={eval_every}",
+        "eval.episodes=10",
+        "log.progress=false",
+        f"hydra.run.dir={run_dir}",
+    ]
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, text=True)
     process_time = time.perf_counter() - started
@@ -42,8 +50,13 @@ def run_rltrain(case: str, seed: int, eval_every: int) -> dict:
     history = summary["eval_history"]
     reached = next((h for h in history if h[2] >= threshold), None)
     return {
-        "framework": "rltrain", "case": case, "seed": seed, "steps": summary["env_steps"],
-        "wall_s": summary["wall_time_s"], "process_s": process_time, "sps": summary["sps"],
+        "framework": "rltrain",
+        "case": case,
+        "seed": seed,
+        "steps": summary["env_steps"],
+        "wall_s": summary["wall_time_s"],
+        "process_s": process_time,
+        "sps": summary["sps"],
         "final_return": summary["eval_return_mean"],
         "time_to_threshold_s": reached[1] if reached else None,
         "steps_to_threshold": reached[0] if reached else None,
@@ -100,18 +113,41 @@ def sb3_worker(case: str, seed: int, eval_every: int, out: Path) -> None:
         callback.record()
     wall = time.perf_counter() - callback.start
     reached = next((h for h in callback.history if h[2] >= threshold), None)
-    out.write_text(json.dumps({
-        "framework": "sb3", "case": case, "seed": seed, "steps": int(model.num_timesteps), "wall_s": wall,
-        "sps": model.num_timesteps / wall, "final_return": callback.history[-1][2],
-        "time_to_threshold_s": reached[1] if reached else None, "steps_to_threshold": reached[0] if reached else None,
-    }))
+    out.write_text(
+        json.dumps(
+            {
+                "framework": "sb3",
+                "case": case,
+                "seed": seed,
+                "steps": int(model.num_timesteps),
+                "wall_s": wall,
+                "sps": model.num_timesteps / wall,
+                "final_return": callback.history[-1][2],
+                "time_to_threshold_s": reached[1] if reached else None,
+                "steps_to_threshold": reached[0] if reached else None,
+            }
+        )
+    )
 
 
 def run_sb3(case: str, seed: int, eval_every: int) -> dict:
     out = RESULTS / f".sb3-{case}-{seed}.json"
     started = time.perf_counter()
-    subprocess.run([sys.executable, __file__, "--sb3-worker", case, "--seeds", str(seed),
-                    "--eval-every", str(eval_every), "--out", str(out)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--sb3-worker",
+            case,
+            "--seeds",
+            str(seed),
+            "--eval-every",
+            str(eval_every),
+            "--out",
+            str(out),
+        ],
+        check=True,
+    )
     result = json.loads(out.read_text())
     out.unlink()
     result["process_s"] = time.perf_counter() - started
@@ -142,18 +178,23 @@ def report(results: list[dict], args) -> str:
     ]
     for r in results:
         lines.append(
-            f"| {r['case']} | {r['framework']} | {r['seed']} | {r['steps']} | {fmt(r['wall_s'])} | {fmt(r['sps'], 0)} | "
+            f"| {r['case']} | {r['framework']} | {r['seed']} | {r['steps']} | {fmt(r['wall_s'])} | "
+            f"{fmt(r['sps'], 0)} | "
             f"{fmt(r['final_return'])} | {r['steps_to_threshold'] or '—'} | {fmt(r['time_to_threshold_s'])} |"
         )
-    lines += ["", "| case | threshold | ratio rltrain / SB3, time to threshold (median) | ratio, full-run wall time |",
-              "| --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "| case | threshold | ratio rltrain / SB3, time to threshold (median) | ratio, full-run wall time |",
+        "| --- | --- | --- | --- |",
+    ]
     for case in dict.fromkeys(r["case"] for r in results):
         ours = [r for r in results if r["case"] == case and r["framework"] == "rltrain"]
         theirs = [r for r in results if r["case"] == case and r["framework"] == "sb3"]
         if not theirs:
             continue
         lines.append(
-            f"| {case} | {CASES[case][3]} | {ratio([r['time_to_threshold_s'] for r in ours], [r['time_to_threshold_s'] for r in theirs])} "
+            f"| {case} | {CASES[case][3]} | "
+            f"{ratio([r['time_to_threshold_s'] for r in ours], [r['time_to_threshold_s'] for r in theirs])} "
             f"| {ratio([r['wall_s'] for r in ours], [r['wall_s'] for r in theirs])} |"
         )
     return "\n".join(lines) + "\n"
@@ -180,8 +221,11 @@ def main() -> None:
             for name, runner in runners:
                 print(f"[bench] {case} seed {seed}: {name} ...", flush=True)
                 result = runner(case, seed, args.eval_every)
-                print(f"[bench]   wall {result['wall_s']:.1f} s, final return {result['final_return']:.1f}, "
-                      f"time to threshold {fmt(result['time_to_threshold_s'])} s", flush=True)
+                print(
+                    f"[bench]   wall {result['wall_s']:.1f} s, final return {result['final_return']:.1f}, "
+                    f"time to threshold {fmt(result['time_to_threshold_s'])} s",
+                    flush=True,
+                )
                 results.append(result)
     stamp = f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
     text = report(results, args)

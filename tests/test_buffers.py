@@ -65,3 +65,32 @@ def test_replay_state_dict_round_trip():
     copy.load_state_dict(buffer.state_dict())
     assert copy.size == 4 and copy.position == 4
     torch.testing.assert_close(copy.obs[:4], buffer.obs[:4])
+
+
+def test_n_step_returns_follow_each_env_and_stop_at_episode_ends():
+    gamma = 0.5
+    buffer = ReplayBuffer(100, (1,), (), torch.long, torch.device("cpu"), num_envs=2)
+    # env 0: rewards 1, 2, 3, 4 with a truncation after the 2nd step; env 1: rewards 10, 20, 30, 40, terminated at 3rd
+    env0 = [(1.0, False, False), (2.0, False, True), (3.0, False, False), (4.0, False, False)]
+    env1 = [(10.0, False, False), (20.0, False, False), (30.0, True, False), (40.0, False, False)]
+    for t in range(4):
+        rewards = torch.tensor([env0[t][0], env1[t][0]])
+        terminated = torch.tensor([env0[t][1], env1[t][1]], dtype=torch.float32)
+        truncated = torch.tensor([env0[t][2], env1[t][2]])
+        obs = torch.tensor([[t], [100.0 + t]])
+        buffer.add(obs, torch.zeros(2), rewards, obs + 0.5, terminated, terminated.bool() | truncated)
+    batch = buffer.sample(2000, n_step=3, gamma=gamma)
+    starts = batch["obs"][:, 0].tolist()
+    expected = {
+        # start: (n-step return, next obs it bootstraps from, discount)
+        0.0: (1 + 0.5 * 2, 1.5, 0.25),  # truncated after 2 rewards: bootstrap from the true final obs
+        1.0: (2.0, 1.5, 0.5),
+        100.0: (10 + 0.5 * 20 + 0.25 * 30, 102.5, 0.0),  # terminated: no bootstrap
+        101.0: (20 + 0.5 * 30, 102.5, 0.0),
+    }
+    assert set(starts) == set(expected), "only entries with n - 1 successors written may start an n-step return"
+    for i, start in enumerate(starts):
+        ret, nxt, discount = expected[start]
+        assert batch["rewards"][i].item() == ret
+        assert batch["next_obs"][i, 0].item() == nxt
+        assert batch["discounts"][i].item() == discount

@@ -98,7 +98,10 @@ def test_resume_rejects_overrides_that_would_silently_not_apply(workdir):
 def start_training(workdir, *overrides):
     return subprocess.Popen(
         [str(BIN / "rltrain"), *overrides, "hydra.run.dir=run"],
-        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

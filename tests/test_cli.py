@@ -22,16 +22,32 @@ def test_default_training_writes_summary_checkpoints_and_tensorboard(workdir):
     [run] = run_folders(workdir)
     assert run.parent.name == "ppo-cartpole"
     summary = json.loads((run / "summary.json").read_text())
-    for key in ("eval_return_mean", "eval_return_std", "env_steps", "wall_time_s", "sps", "algo", "env", "seed",
-                "best_eval_return_mean"):
+    for key in (
+        "eval_return_mean",
+        "eval_return_std",
+        "env_steps",
+        "wall_time_s",
+        "sps",
+        "algo",
+        "env",
+        "seed",
+        "best_eval_return_mean",
+    ):
         assert key in summary
     assert summary["algo"] == "ppo" and summary["env"] == "CartPole-v1" and summary["env_steps"] >= 256
     assert (run / "checkpoints" / "last.pt").is_file() and (run / "checkpoints" / "best.pt").is_file()
     events = EventAccumulator(str(run))
     events.Reload()
     scalars = events.Tags()["scalars"]
-    for tag in ("charts/episodic_return", "charts/episodic_length", "eval/return_mean", "eval/return_std", "perf/sps",
-                "losses/policy", "losses/value"):
+    for tag in (
+        "charts/episodic_return",
+        "charts/episodic_length",
+        "eval/return_mean",
+        "eval/return_std",
+        "perf/sps",
+        "losses/policy",
+        "losses/value",
+    ):
         assert tag in scalars, tag
     assert "config/text_summary" in events.Tags()["tensors"]
     hparams = events.PluginTagToContent("hparams")

@@ -58,3 +58,32 @@ def test_unknown_hyperparameter_is_named(tmp_path):
     config["algo"]["learning_rate"] = 0.1
     with pytest.raises(RltrainError, match="no hyperparameter learning_rate"):
         Trainer(config, tmp_path)
+
+
+def test_async_vector_env_trains(tmp_path):
+    config = tiny(compose_config("algo=sac", "env=pendulum", "env.vectorization=async", "num_envs=2"))
+    summary = Trainer(config, tmp_path).run()
+    assert summary["env_steps"] >= 256
+
+
+def test_native_vector_env_without_same_step_autoreset_is_refused_clearly(tmp_path):
+    config = tiny(compose_config("algo=ppo", "env=cartpole", "env.vectorization=vector_entry_point"))
+    with pytest.raises(RltrainError, match="same-step autoreset.*env.vectorization=sync or async"):
+        Trainer(config, tmp_path)
+
+
+def test_final_observation_of_a_truncated_episode_is_the_real_one():
+    """Same-step autoreset: the obs after a truncation is a reset obs; final_obs holds the true last one."""
+    import numpy as np
+
+    from rltrain.envs import final_observations, make_vector_env
+
+    envs = make_vector_env({"id": "Pendulum-v1", "kwargs": {"max_episode_steps": 3}}, 2)
+    obs, _ = envs.reset(seed=0)
+    for _ in range(3):
+        next_obs, _, terminated, truncated, infos = envs.step(np.zeros((2, 1), dtype=np.float32))
+    assert truncated.all() and not terminated.any()
+    real = final_observations(next_obs, infos)
+    assert not np.allclose(real, next_obs)  # next_obs already belongs to the new episodes
+    np.testing.assert_allclose(real, np.stack(infos["final_obs"]))
+    envs.close()

@@ -10,7 +10,9 @@ from rltrain.trainer import Trainer
 def losses(run_dir):
     events = EventAccumulator(str(run_dir))
     events.Reload()
-    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"] if tag.startswith("losses/")}
+    return {
+        tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"] if tag.startswith("losses/")
+    }
 
 
 @pytest.mark.parametrize("algo,env", [("ppo", "cartpole"), ("dqn", "cartpole"), ("sac", "pendulum")])

@@ -26,7 +26,9 @@ def test_unknown_device_is_named():
 
 
 @needs_cuda
-@pytest.mark.parametrize("algo,env", [("ppo", "cartpole"), ("ppo", "pendulum"), ("dqn", "cartpole"), ("sac", "pendulum")])
+@pytest.mark.parametrize(
+    "algo,env", [("ppo", "cartpole"), ("ppo", "pendulum"), ("dqn", "cartpole"), ("sac", "pendulum")]
+)
 def test_training_runs_on_cuda(algo, env, tmp_path):
     config = tiny(compose_config(f"algo={algo}", f"env={env}", "device=cuda"), total_steps=512)
     config["checkpoint"]["replay_buffer"] = True

@@ -13,14 +13,16 @@ def test_wheel_installs_and_trains_from_an_unrelated_directory(tmp_path):
     wheels = tmp_path / "wheels"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert build.returncode == 0, build.stderr
     [wheel] = wheels.glob("rltrain-*.whl")
     site = tmp_path / "site"
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert install.returncode == 0, install.stderr
     assert (site / "rltrain" / "conf" / "config.yaml").is_file()
@@ -32,7 +34,11 @@ def test_wheel_installs_and_trains_from_an_unrelated_directory(tmp_path):
     code = "import rltrain.cli, sys; assert 'site' in rltrain.cli.__file__, rltrain.cli.__file__; rltrain.cli.main()"
     result = subprocess.run(
         [sys.executable, "-c", code, "total_steps=128", "eval.episodes=1", "algo.rollout_steps=16"],
-        cwd=elsewhere, capture_output=True, text=True, env=env, timeout=300,
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     [summary] = elsewhere.glob("outputs/ppo-cartpole/*/summary.json")

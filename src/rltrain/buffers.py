@@ -66,21 +66,28 @@ class RolloutBuffer:
 
 
 class ReplayBuffer:
-    """A circular buffer of transitions in preallocated tensors on the training device."""
+    """A circular buffer of transitions in preallocated tensors on the training device.
 
-    def __init__(self, capacity: int, obs_shape, action_shape, action_dtype, device):
-        self.capacity = int(capacity)
+    Transitions arrive one vector step at a time, so the transition that follows entry i of the same env is
+    entry i + num_envs; sample(n_step=n) uses that to build n-step returns without a second buffer.
+    """
+
+    def __init__(self, capacity: int, obs_shape, action_shape, action_dtype, device, num_envs: int = 1):
+        self.num_envs = int(num_envs)
+        self.capacity = -(-int(capacity) // self.num_envs) * self.num_envs  # a multiple of num_envs
         self.device = device
         self.obs = torch.zeros(self.capacity, *obs_shape, dtype=torch.float32, device=device)
         self.next_obs = torch.zeros_like(self.obs)
         self.actions = torch.zeros(self.capacity, *action_shape, dtype=action_dtype, device=device)
         self.rewards = torch.zeros(self.capacity, dtype=torch.float32, device=device)
         self.terminated = torch.zeros(self.capacity, dtype=torch.float32, device=device)
+        self.dones = torch.zeros(self.capacity, dtype=torch.bool, device=device)  # terminated or truncated
         self.position = 0
         self.size = 0
 
-    def add(self, obs, actions, rewards, next_obs, terminated) -> None:
-        """Add a batch of transitions (one per env); `next_obs` is the true next observation, never a reset one."""
+    def add(self, obs, actions, rewards, next_obs, terminated, dones=None) -> None:
+        """Add one transition per env; `next_obs` is the true next observation, never a reset one, and `dones`
+        marks episode ends of either kind (defaults to `terminated`)."""
         n = obs.shape[0]
         if self.position + n <= self.capacity:  # the common case: one contiguous slice, no index tensor
             index = slice(self.position, self.position + n)
@@ -91,10 +98,15 @@ class ReplayBuffer:
         self.actions[index] = actions.to(self.actions.dtype).reshape(n, *self.actions.shape[1:])
         self.rewards[index] = rewards
         self.terminated[index] = terminated
+        self.dones[index] = (terminated if dones is None else dones).bool()
         self.position = (self.position + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
-    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
+    def sample(self, batch_size: int, n_step: int = 1, gamma: float = 1.0) -> dict[str, torch.Tensor]:
+        """A uniform batch. With n_step > 1, rewards are n-step returns sum_k gamma^k r_{t+k} cut at the episode's
+        end, next_obs is the observation they lead to, and `discounts` holds gamma^k * (1 - terminated)."""
+        if n_step > 1:
+            return self._sample_n_step(batch_size, n_step, gamma)
         index = torch.randint(0, self.size, (batch_size,), device=self.device)
         return {
             "obs": self.obs[index],
@@ -102,6 +114,31 @@ class ReplayBuffer:
             "rewards": self.rewards[index],
             "next_obs": self.next_obs[index],
             "terminated": self.terminated[index],
+        }
+
+    def _sample_n_step(self, batch_size: int, n_step: int, gamma: float) -> dict[str, torch.Tensor]:
+        span = (n_step - 1) * self.num_envs  # the newest entries do not have n - 1 successors yet
+        oldest = 0 if self.size < self.capacity else self.position
+        offsets = torch.randint(0, max(self.size - span, 1), (batch_size,), device=self.device)
+        index = (oldest + offsets) % self.capacity
+        returns = torch.zeros(batch_size, device=self.device)
+        discount = torch.ones(batch_size, device=self.device)
+        alive = torch.ones(batch_size, dtype=torch.bool, device=self.device)
+        last = index
+        for k in range(n_step):
+            step = (index + k * self.num_envs) % self.capacity
+            returns += torch.where(alive, discount * self.rewards[step], 0.0)
+            last = torch.where(alive, step, last)
+            discount = torch.where(alive, discount * gamma, discount)
+            alive = alive & ~self.dones[step]
+        terminated = self.terminated[last]
+        return {
+            "obs": self.obs[index],
+            "actions": self.actions[index],
+            "rewards": returns,
+            "next_obs": self.next_obs[last],
+            "terminated": terminated,
+            "discounts": discount * (1.0 - terminated),
         }
 
     def state_dict(self) -> dict:
@@ -112,6 +149,7 @@ class ReplayBuffer:
             "actions": self.actions[keep].cpu(),
             "rewards": self.rewards[keep].cpu(),
             "terminated": self.terminated[keep].cpu(),
+            "dones": self.dones[keep].cpu(),
             "position": self.position,
             "size": self.size,
         }
@@ -120,7 +158,7 @@ class ReplayBuffer:
         size = int(state["size"])
         if size > self.capacity:
             raise ValueError(f"saved replay buffer holds {size} transitions, more than capacity {self.capacity}")
-        for key in ("obs", "next_obs", "actions", "rewards", "terminated"):
+        for key in ("obs", "next_obs", "actions", "rewards", "terminated", "dones"):
             getattr(self, key)[:size] = state[key].to(self.device)
         self.size = size
         self.position = int(state["position"]) % self.capacity

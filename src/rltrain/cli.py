@@ -61,7 +61,9 @@ def plain_config(cfg: DictConfig) -> dict:
 
 def resumed_config(cfg: DictConfig) -> tuple[dict, dict]:
     """The saved config of the run being resumed (with total_steps optionally extended) and its checkpoint."""
-    overrides = [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in RESUME_OVERRIDABLE]
+    overrides = [
+        o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in RESUME_OVERRIDABLE
+    ]
     if overrides:
         raise RltrainError(
             f"resume continues the run's saved config, so {' '.join(overrides)} cannot apply; "
@@ -125,7 +127,8 @@ def print_artifacts(run_dir: Path, summary: dict) -> None:
     mean, std = summary["eval_return_mean"], summary["eval_return_std"]
     print(
         f"Done: {summary['algo']} on {summary['env']}, {summary['env_steps']} steps in {summary['wall_time_s']:.1f} s "
-        f"({summary['sps']:.0f} sps); final eval return {mean:.1f} ± {std:.1f} (best {summary['best_eval_return_mean']:.1f})\n"
+        f"({summary['sps']:.0f} sps); final eval return {mean:.1f} ± {std:.1f} "
+        f"(best {summary['best_eval_return_mean']:.1f})\n"
         f"  run folder:  {run_dir}\n"
         f"  summary:     {run_dir / 'summary.json'}\n"
         f"  checkpoint:  {run_dir / 'checkpoints' / 'last.pt'} (best: {run_dir / 'checkpoints' / 'best.pt'})\n"

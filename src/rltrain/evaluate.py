@@ -10,8 +10,15 @@ USAGE = (
     "usage: rltrain-eval run=<run folder or .pt checkpoint> [episodes=10] [checkpoint=last|best] [seed=S] "
     "[device=cpu|cuda|auto] [video=false] [video_path=<file.mp4>]"
 )
-DEFAULTS = {"run": None, "episodes": "10", "checkpoint": "last", "seed": None, "device": "cpu", "video": "false",
-            "video_path": None}
+DEFAULTS = {
+    "run": None,
+    "episodes": "10",
+    "checkpoint": "last",
+    "seed": None,
+    "device": "cpu",
+    "video": "false",
+    "video_path": None,
+}
 
 
 def parse_args(argv: list[str]) -> dict:
@@ -107,8 +114,13 @@ def run(argv: list[str]) -> dict:
         returns = evaluate_policy(agent, envs, args["episodes"], seed, device)
     finally:
         envs.close()
-    result = {"checkpoint": str(path), "step": int(payload["step"]), "episodes": len(returns),
-              "return_mean": float(returns.mean()), "return_std": float(returns.std())}
+    result = {
+        "checkpoint": str(path),
+        "step": int(payload["step"]),
+        "episodes": len(returns),
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+    }
     print(
         f"{config['algo']['name']} on {config['env']['id']} ({path}, step {result['step']}): "
         f"return {result['return_mean']:.2f} ± {result['return_std']:.2f} over {len(returns)} episodes"

@@ -9,7 +9,6 @@ import time
 from collections import deque
 from pathlib import Path
 
-import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
@@ -51,7 +50,9 @@ class Logger:
         self.plain = progress and not self.interactive
         self.next_plain_report = start_step
         self.bar = (
-            tqdm(total=total_steps, initial=start_step, desc=description, unit="step", dynamic_ncols=True, smoothing=0.05)
+            tqdm(
+                total=total_steps, initial=start_step, desc=description, unit="step", dynamic_ncols=True, smoothing=0.05
+            )
             if self.interactive
             else None
         )
@@ -87,7 +88,9 @@ class Logger:
             sps = self.sps(step)
             eta = (self.total_steps - step) / max(sps, 1e-9)
             ret = f" return {recent:.1f}" if recent is not None else ""
-            print(f"{self.description}: step {step}/{self.total_steps} ({sps:.0f} sps{ret}, eta {eta:.0f} s)", flush=True)
+            print(
+                f"{self.description}: step {step}/{self.total_steps} ({sps:.0f} sps{ret}, eta {eta:.0f} s)", flush=True
+            )
 
     def message(self, text: str) -> None:
         if self.bar is not None:
@@ -113,7 +116,3 @@ class Logger:
             self.bar.close()
         self.writer.flush()
         self.writer.close()
-
-
-def tensor_free(metrics: dict) -> dict[str, float]:
-    return {k: float(v.item() if isinstance(v, torch.Tensor) else v) for k, v in metrics.items()}

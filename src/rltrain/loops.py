@@ -35,8 +35,9 @@ def onpolicy(trainer) -> None:
             next_obs, rewards, terminated, truncated, infos = envs.step(step["env_action"].cpu().numpy())
             trainer.record_episodes(infos)
             dones = terminated | truncated
-            rewards_t = agent.scale_rewards(torch.as_tensor(rewards, dtype=torch.float32, device=device),
-                                            torch.as_tensor(dones, device=device))
+            rewards_t = agent.scale_rewards(
+                torch.as_tensor(rewards, dtype=torch.float32, device=device), torch.as_tensor(dones, device=device)
+            )
             only_truncated = truncated & ~terminated
             if only_truncated.any():
                 # time limit, not a real end: bootstrap with the value of the true final observation
@@ -81,6 +82,7 @@ def offpolicy(trainer) -> None:
             torch.as_tensor(rewards, dtype=torch.float32, device=device),
             torch.as_tensor(real_next_obs, dtype=torch.float32, device=device),
             torch.as_tensor(terminated, dtype=torch.float32, device=device),
+            torch.as_tensor(terminated | truncated, device=device),
         )
         obs = torch.as_tensor(next_obs, dtype=torch.float32, device=device)
         metrics = None
@@ -88,9 +90,8 @@ def offpolicy(trainer) -> None:
         if trainer.step + num_envs >= warmup_until and steps_since_update >= agent.train_every:
             steps_since_update = 0
             for _ in range(agent.gradient_steps):
-                metrics = agent.update(replay.sample(agent.batch_size))
+                metrics = agent.update(replay.sample(agent.batch_size, agent.n_step, agent.gamma))
         running = trainer.advance(num_envs, metrics)
 
 
 LOOPS = {"onpolicy": onpolicy, "offpolicy": offpolicy}
-

@@ -17,7 +17,7 @@ from rltrain.agent import agent_class, build_agent, space_mismatch
 from rltrain.buffers import ReplayBuffer
 from rltrain.envs import make_vector_env, probe_spaces
 from rltrain.errors import RltrainError
-from rltrain.logger import Logger, tensor_free, write_json
+from rltrain.logger import Logger, write_json
 from rltrain.loops import LOOPS
 
 EVAL_SEED_OFFSET = 10_000  # the eval env never replays the training env's seeds
@@ -116,7 +116,9 @@ class Trainer:
             num_envs=self.num_envs,
         )
         if self.agent.kind not in LOOPS:
-            raise RltrainError(f"algo={config['algo']['name']} needs the {self.agent.kind} loop, which this build lacks.")
+            raise RltrainError(
+                f"algo={config['algo']['name']} needs the {self.agent.kind} loop, which this build lacks."
+            )
         if config["device"].get("compile"):
             for name in COMPILABLE:
                 if hasattr(self.agent, name):
@@ -129,6 +131,7 @@ class Trainer:
                 () if self.action_space_is_discrete else action_space.shape,
                 torch.long if self.action_space_is_discrete else torch.float32,
                 self.device,
+                num_envs=self.num_envs,
             )
 
         self.step = 0
@@ -264,9 +267,8 @@ class Trainer:
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
         interrupted = self.stop_requested and self.step < self.total_steps
-        if self.last_eval is None or self.last_eval[0] != self.step:
-            if not interrupted:
-                self.evaluate()
+        if not interrupted and (self.last_eval is None or self.last_eval[0] != self.step):
+            self.evaluate()
         self.save_checkpoint()
         wall = self.wall_time()
         summary = {

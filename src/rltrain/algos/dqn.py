@@ -1,9 +1,10 @@
 """Deep Q-Network (Mnih et al., 2015); with double=true, Double DQN (van Hasselt et al., 2016).
 
-Target:  y = r + gamma * (1 - terminated) * Q_target(s', a*),
+Target:  y = r + gamma * (1 - terminated) * Q_target(s', a*)    (n_step > 1: the n-step return and gamma^n)
          a* = argmax_a Q_target(s', a)          (DQN)
          a* = argmax_a Q_online(s', a)          (Double DQN: the online net picks, the target net scores)
-Loss:    Huber(Q_online(s, a) - y), or the squared error with huber=false.  Behaviour: epsilon-greedy, epsilon decaying linearly.
+Loss:    Huber(Q_online(s, a) - y), or the squared error with huber=false.
+Behaviour: epsilon-greedy, epsilon decaying linearly.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class DQN:
         lr: float = 1e-3,
         anneal_lr: bool = False,
         gamma: float = 0.99,
+        n_step: int = 1,
         double: bool = False,
         buffer_size: int = 50_000,
         batch_size: int = 128,
@@ -56,7 +58,7 @@ class DQN:
         self.optimizer = adam(self.q.parameters(), lr, device)
 
         self.lr, self.anneal_lr, self.total_steps = lr, anneal_lr, total_steps
-        self.gamma, self.double = gamma, double
+        self.gamma, self.n_step, self.double = gamma, n_step, double
         # replay schedule, read by the off-policy loop
         self.buffer_size, self.batch_size = buffer_size, batch_size
         self.learning_starts, self.train_every, self.gradient_steps = learning_starts, train_every, gradient_steps
@@ -91,7 +93,9 @@ class DQN:
             else:
                 next_actions = next_q_target.argmax(-1, keepdim=True)
             next_value = next_q_target.gather(-1, next_actions).squeeze(-1)
-            target = batch["rewards"] + self.gamma * (1.0 - batch["terminated"]) * next_value
+            # n-step batches carry their own discount gamma^k * (1 - terminated)
+            discount = batch["discounts"] if "discounts" in batch else self.gamma * (1.0 - batch["terminated"])
+            target = batch["rewards"] + discount * next_value
         q_taken = self.q(batch["obs"]).gather(-1, batch["actions"].long().unsqueeze(-1)).squeeze(-1)
         return self.td_loss(q_taken, target), q_taken
 

@@ -87,6 +87,7 @@ class SAC:
         self.action_center, self.action_half_range = (high + low) / 2, (high - low) / 2
 
         self.gamma, self.tau, self.policy_delay = gamma, tau, policy_delay
+        self.n_step = 1
         self.autotune_alpha = autotune_alpha
         self.target_entropy = float(-act_dim if target_entropy is None else target_entropy)
         # replay schedule, read by the off-policy loop

@@ -15,7 +15,7 @@ from gymnasium.vector import AutoresetMode
 
 from rltrain.errors import RltrainError
 
-VECTORIZATION = ("sync", "async", "vector_entrypoint")
+VECTORIZATION = ("sync", "async", "vector_entry_point")
 
 
 def check_env_id(env_id: str) -> None:
@@ -23,7 +23,11 @@ def check_env_id(env_id: str) -> None:
     if env_id in gym.registry:
         return
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else " `python -c 'import gymnasium; gymnasium.pprint_registry()'` lists them."
+    hint = (
+        f" Did you mean {', '.join(close)}?"
+        if close
+        else " `python -c 'import gymnasium; gymnasium.pprint_registry()'` lists them."
+    )
     raise RltrainError(f"env.id={env_id} is not a registered gymnasium environment.{hint}")
 
 
@@ -45,13 +49,16 @@ def make_vector_env(env_cfg: dict, num_envs: int, vectorization: str | None = No
     kwargs = dict(env_cfg.get("kwargs", {}))
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
-    vector_kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP} if mode != "vector_entrypoint" else {}
-    envs = gym.make_vec(env_cfg["id"], num_envs=num_envs, vectorization_mode=mode, vector_kwargs=vector_kwargs, **kwargs)
+    vector_kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP} if mode != "vector_entry_point" else {}
+    envs = gym.make_vec(
+        env_cfg["id"], num_envs=num_envs, vectorization_mode=mode, vector_kwargs=vector_kwargs, **kwargs
+    )
     autoreset = envs.metadata.get("autoreset_mode")
     if autoreset != AutoresetMode.SAME_STEP:
         envs.close()
         raise RltrainError(
-            f"{env_cfg['id']}'s native vector env resets in {getattr(autoreset, 'value', autoreset)} mode, but rltrain's "
+            f"{env_cfg['id']}'s native vector env resets in {getattr(autoreset, 'value', autoreset)} mode, "
+            "but rltrain's "
             "loops need same-step autoreset to bootstrap truncated episodes; use env.vectorization=sync or async."
         )
     return gym.wrappers.vector.RecordEpisodeStatistics(envs)
