@@ -29,7 +29,6 @@ def onpolicy(trainer) -> None:
     obs = trainer.reset_envs()
     running = True
     while running:
-        metrics = None
         for t in range(agent.rollout_steps):
             step = agent.policy_step(obs)
             next_obs, rewards, terminated, truncated, infos = envs.step(step["env_action"].cpu().numpy())
@@ -54,8 +53,7 @@ def onpolicy(trainer) -> None:
             running = trainer.advance(num_envs, None)
             if not running and t < agent.rollout_steps - 1:
                 return  # stopped mid-rollout (Ctrl-C or the step budget): an incomplete rollout is not trained on
-        metrics = agent.update(rollout.batch(agent.value(obs), agent.gamma, agent.gae_lambda))
-        trainer.report(metrics)
+        trainer.report(agent.update(rollout.batch(agent.value(obs), agent.gamma, agent.gae_lambda)))
 
 
 def offpolicy(trainer) -> None:
