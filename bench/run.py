@@ -30,6 +30,39 @@ CASES = {
 }
 
 
+# rltrain-only speed figures of the tabular algorithms: name -> (overrides, what is measured)
+TABULAR = {
+    "q_learning-cliffwalking": (["algo=q_learning", "env=cliffwalking", "total_steps=200000"], "env steps/s"),
+    "sarsa-cliffwalking": (["algo=sarsa", "env=cliffwalking", "total_steps=200000"], "env steps/s"),
+    "dyna_q-cliffwalking": (["algo=dyna_q", "env=cliffwalking", "total_steps=20000"], "env steps/s"),
+    "value_iteration-frozenlake8x8": (["algo=value_iteration", "env=frozenlake", "env.map_name=8x8"], "sweeps"),
+    "policy_iteration-frozenlake8x8": (["algo=policy_iteration", "env=frozenlake", "env.map_name=8x8"], "sweeps"),
+}
+
+
+def run_tabular(name: str) -> dict:
+    overrides, measured = TABULAR[name]
+    run_dir = RESULTS / "runs" / f"rltrain-{name}-{int(time.time())}"
+    command = [
+        str(Path(sys.executable).parent / "rltrain"),
+        *overrides,
+        "eval.every=0",
+        "log.progress=false",
+        f"hydra.run.dir={run_dir}",
+    ]
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return {
+        "name": name,
+        "measured": measured,
+        "steps": summary["env_steps"],
+        "wall_s": summary["wall_time_s"],
+        "sps": summary["sps"],
+        "sweeps": summary.get("sweeps"),
+        "final_return": summary["eval_return_mean"],
+    }
+
+
 def run_rltrain(case: str, seed: int, eval_every: int) -> dict:
     algo, env, _, threshold = CASES[case]
     run_dir = RESULTS / "runs" / f"rltrain-{case}-{seed}-{int(time.time())}"
@@ -164,6 +197,22 @@ def ratio(ours: list, theirs: list) -> str:
     return f"{statistics.median(ours) / statistics.median(theirs):.2f}"
 
 
+def tabular_report(rows: list[dict]) -> list[str]:
+    lines = [
+        "",
+        "## Tabular algorithms (rltrain only)",
+        "",
+        "| run | env steps | sweeps | wall s (incl. final eval) | env steps/s | final return |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r['steps']} | {r['sweeps'] or '—'} | {r['wall_s']:.3f} | "
+            f"{fmt(r['sps'], 0) if r['steps'] else '—'} | {fmt(r['final_return'], 3)} |"
+        )
+    return lines
+
+
 def report(results: list[dict], args) -> str:
     lines = [
         f"# rltrain benchmark, {datetime.now():%Y-%m-%d %H:%M}",
@@ -206,6 +255,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1])
     parser.add_argument("--eval-every", type=int, default=5000)
     parser.add_argument("--no-sb3", action="store_true", help="rltrain only")
+    parser.add_argument("--no-tabular", action="store_true", help="skip the tabular speed figures")
+    parser.add_argument("--tabular-only", action="store_true", help="only the tabular speed figures")
     parser.add_argument("--sb3-worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -214,7 +265,7 @@ def main() -> None:
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
     results = []
-    cases = args.only or list(CASES)
+    cases = [] if args.tabular_only else (args.only or list(CASES))
     for case in cases:
         for seed in args.seeds:
             runners = [("rltrain", run_rltrain)] + ([] if args.no_sb3 else [("sb3", run_sb3)])
@@ -227,10 +278,15 @@ def main() -> None:
                     flush=True,
                 )
                 results.append(result)
+    tabular = []
+    if not args.no_tabular and not args.only:
+        for name in TABULAR:
+            print(f"[bench] {name} ...", flush=True)
+            tabular.append(run_tabular(name))
     stamp = f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
-    text = report(results, args)
+    text = report(results, args) + "\n".join(tabular_report(tabular)) + "\n"
     (RESULTS / f"{stamp}.md").write_text(text)
-    (RESULTS / f"{stamp}.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / f"{stamp}.json").write_text(json.dumps({"deep": results, "tabular": tabular}, indent=2))
     print(text)
     print(f"written: {RESULTS / (stamp + '.md')}")
 

@@ -10,7 +10,7 @@ from rltrain.cli import config_dir, plain_config
 
 BIN = Path(sys.executable).parent
 ALGOS = sorted(p.stem for p in (config_dir() / "algo").glob("*.yaml"))
-ENVS = ["cartpole", "pendulum"]
+ENVS = sorted(p.stem for p in (config_dir() / "env").glob("*.yaml") if p.stem != "gym")
 
 
 def compose_config(*overrides: str) -> dict:

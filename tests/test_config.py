@@ -9,7 +9,11 @@ from rltrain.cli import config_dir
 from rltrain.errors import RltrainError
 from rltrain.trainer import Trainer
 
+GRIDS = ("cliffwalking", "frozenlake", "taxi")
 FITS = {("ppo", "cartpole"), ("ppo", "pendulum"), ("dqn", "cartpole"), ("sac", "pendulum")}
+FITS |= {(bandit, "bandit") for bandit in ("egreedy", "decaying_egreedy", "ucb", "thompson")}
+FITS |= {(planner, env) for planner in ("policy_iteration", "value_iteration") for env in GRIDS}
+FITS |= {(td, env) for td in ("sarsa", "q_learning", "dyna_q") for env in (*GRIDS, "bandit")}
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -19,14 +23,14 @@ def test_every_pair_composes_and_builds_or_names_the_mismatch(algo, env, tmp_pat
     assert config["algo"]["name"] == algo
     if (algo, env) in FITS:
         trainer = Trainer(config, tmp_path, algo_dir=config_dir() / "algo")
-        assert trainer.agent.kind in ("onpolicy", "offpolicy")
+        assert trainer.agent.kind in ("onpolicy", "offpolicy", "bandit", "planning", "tabular")
         trainer.close()
     else:
         with pytest.raises(RltrainError) as error:
             Trainer(config, tmp_path, algo_dir=config_dir() / "algo")
         message = str(error.value)
-        assert f"algo={algo}" in message and "action space" in message
-        assert "Algorithms that fit" in message and "ppo" in message
+        assert message.startswith(f"algo={algo} needs ") and ("space" in message or "this env lacks" in message)
+        assert "Algorithms that fit" in message
 
 
 def test_tuned_preset_is_picked_and_overrides_still_win():

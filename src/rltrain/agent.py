@@ -16,6 +16,7 @@ class Agent(Protocol):
     kind: ClassVar[str]  # which loop drives it: onpolicy | offpolicy | ...
     observation_spaces: ClassVar[tuple[type[gym.Space], ...]]  # supported observation space types
     action_spaces: ClassVar[tuple[type[gym.Space], ...]]  # supported action space types
+    # optional: attributes the unwrapped env must have, with what they are, e.g. {"P": "a transition table"}
 
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor: ...
 
@@ -33,8 +34,8 @@ def agent_class(algo_cfg: dict) -> type:
         raise RltrainError(f"algo._target_={algo_cfg.get('_target_')} cannot be imported ({exc}).") from None
 
 
-def space_mismatch(cls: type, observation_space: gym.Space, action_space: gym.Space) -> str | None:
-    """Why `cls` cannot run on these spaces, or None when it can."""
+def space_mismatch(cls: type, observation_space: gym.Space, action_space: gym.Space, env=None) -> str | None:
+    """Why `cls` cannot run on these spaces (and on `env`, for agents that need more of it), or None."""
     for what, space, allowed in (
         ("observation", observation_space, cls.observation_spaces),
         ("action", action_space, cls.action_spaces),
@@ -44,6 +45,10 @@ def space_mismatch(cls: type, observation_space: gym.Space, action_space: gym.Sp
             return f"needs a {needs} {what} space, but the env has {space}"
         if isinstance(space, gym.spaces.Box) and len(space.shape) != 1 and what == "action":
             return f"needs a flat Box action space, but the env has shape {space.shape}"
+    if env is not None:
+        for attribute, what in getattr(cls, "needs_env_attributes", {}).items():
+            if not hasattr(env.unwrapped, attribute):
+                return f"needs {what}, which this env lacks"
     return None
 
 

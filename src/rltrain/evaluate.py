@@ -65,6 +65,7 @@ def load_agent(checkpoint_path: Path, device_name: str):
         device=device,
         total_steps=int(config["total_steps"]),
         num_envs=int(config["num_envs"]),
+        seed=int(config["seed"]),
     )
     agent.load_state_dict(payload["agent"])
     return agent, config, payload, device
@@ -73,9 +74,11 @@ def load_agent(checkpoint_path: Path, device_name: str):
 def record_video(agent, config: dict, device, seed: int, path: Path) -> tuple[Path, float]:
     """Roll out one deterministic episode with rgb_array rendering and write it as an mp4."""
     import gymnasium as gym
+    import numpy as np
     import torch
 
     from rltrain.errors import RltrainError
+    from rltrain.trainer import as_observation
 
     try:
         import imageio.v2 as imageio
@@ -88,8 +91,9 @@ def record_video(agent, config: dict, device, seed: int, path: Path) -> tuple[Pa
     frames.append(env.render())
     done = False
     while not done:
-        action = agent.act(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0), explore=False)
-        obs, reward, terminated, truncated, _ = env.step(action[0].cpu().numpy())
+        action = agent.act(as_observation(np.asarray([obs]), device), explore=False)
+        action = action.cpu().numpy() if isinstance(action, torch.Tensor) else action
+        obs, reward, terminated, truncated, _ = env.step(action[0])
         total += float(reward)
         frames.append(env.render())
         done = terminated or truncated
@@ -98,6 +102,21 @@ def record_video(agent, config: dict, device, seed: int, path: Path) -> tuple[Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
     return path, total
+
+
+def print_table(agent, config: dict) -> None:
+    """For a tabular agent on a grid world: the greedy policy as arrows and the value table as a grid."""
+    from rltrain.envs import grid_shape, make_env
+    from rltrain.tabular_view import format_grid, value_and_policy
+
+    table = value_and_policy(agent)
+    if table is None:
+        return
+    env = make_env(config["env"])
+    shape = grid_shape(env)
+    env.close()
+    if shape is not None:
+        print(format_grid(*table, shape, config["env"]["id"]))
 
 
 def run(argv: list[str]) -> dict:
@@ -125,6 +144,7 @@ def run(argv: list[str]) -> dict:
         f"{config['algo']['name']} on {config['env']['id']} ({path}, step {result['step']}): "
         f"return {result['return_mean']:.2f} ± {result['return_std']:.2f} over {len(returns)} episodes"
     )
+    print_table(agent, config)
     if args["video"]:
         run_dir = path.parents[1] if path.parent.name == "checkpoints" else path.parent
         video_path = Path(args["video_path"] or run_dir / "videos" / f"{args['checkpoint']}-step{result['step']}.mp4")

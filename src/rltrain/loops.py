@@ -6,6 +6,7 @@ vector step; advance() handles logging, evaluation, checkpoints and Ctrl-C, and 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from rltrain.buffers import RolloutBuffer
@@ -92,4 +93,77 @@ def offpolicy(trainer) -> None:
         running = trainer.advance(num_envs, metrics)
 
 
-LOOPS = {"onpolicy": onpolicy, "offpolicy": offpolicy}
+def tabular(trainer) -> None:
+    """One env, one transition at a time: act epsilon-greedily, update, and choose the next action first
+    (SARSA learns from the action it will actually take)."""
+    agent, env = trainer.agent, trainer.env
+    state, _ = env.reset(seed=int(trainer.config["seed"]) + trainer.step)
+    action = agent.choose(state, True)
+    episode_return, episode_length = 0.0, 0
+    running = trainer.step < trainer.total_steps
+    while running:
+        next_state, reward, terminated, truncated, _ = env.step(action)
+        next_action = agent.choose(next_state, True)
+        agent.update(
+            {
+                "obs": state,
+                "actions": action,
+                "rewards": reward,
+                "next_obs": next_state,
+                "terminated": terminated,
+                "next_actions": next_action,
+            }
+        )
+        episode_return += reward
+        episode_length += 1
+        if terminated or truncated:
+            trainer.record_episode(episode_return, episode_length)
+            episode_return, episode_length = 0.0, 0
+            next_state, _ = env.reset()
+            next_action = agent.choose(next_state, True)
+        state, action = next_state, next_action
+        running = trainer.advance(1, None)
+
+
+def bandit(trainer) -> None:
+    """Pull one arm per step; log reward, cumulative regret and the fraction of optimal pulls every step."""
+    agent, env = trainer.agent, trainer.env
+    probabilities = env.unwrapped.probabilities
+    best, optimal_arm = probabilities.max(), env.unwrapped.optimal_arm
+    state = trainer.loop_state
+    state.setdefault("cumulative_regret", 0.0)
+    state.setdefault("optimal_pulls", 0)
+    env.reset(seed=int(trainer.config["seed"]) + trainer.step)
+    observation = np.zeros(1, dtype=np.int64)
+    running = trainer.step < trainer.total_steps
+    while running:
+        arm = int(agent.act(observation, explore=True)[0])
+        _, reward, *_ = env.step(arm)
+        env.reset()
+        metrics = agent.update({"actions": arm, "rewards": reward})
+        state["cumulative_regret"] += float(best - probabilities[arm])
+        state["optimal_pulls"] += int(arm == optimal_arm)
+        pulls = trainer.step + 1
+        state["optimal_arm_fraction"] = state["optimal_pulls"] / pulls
+        trainer.logger.scalars(
+            pulls,
+            {
+                "reward": reward,
+                "cumulative_regret": state["cumulative_regret"],
+                "optimal_arm_fraction": state["optimal_arm_fraction"],
+            },
+            "charts",
+        )
+        running = trainer.advance(1, metrics or None)
+
+
+def planning(trainer) -> None:
+    """Dynamic programming on the env's transition table; the step axis of its curves is the sweep."""
+    for sweep, delta in enumerate(trainer.agent.plan(trainer.env.unwrapped.P), start=1):
+        trainer.logger.scalars(sweep, {"delta_v": delta}, "losses")
+        trainer.loop_state["sweeps"] = sweep
+        trainer.logger.progress(trainer.step)
+
+
+LOOPS = {"onpolicy": onpolicy, "offpolicy": offpolicy, "tabular": tabular, "bandit": bandit, "planning": planning}
+SINGLE_ENV_KINDS = ("tabular", "bandit", "planning")  # loops that step one plain env instead of a vector env

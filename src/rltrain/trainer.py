@@ -15,10 +15,11 @@ import torch
 from rltrain import checkpoint
 from rltrain.agent import agent_class, build_agent, space_mismatch
 from rltrain.buffers import ReplayBuffer
-from rltrain.envs import make_vector_env, probe_spaces
+from rltrain.envs import grid_shape, make_env, make_vector_env
 from rltrain.errors import RltrainError
 from rltrain.logger import Logger, write_json
-from rltrain.loops import LOOPS
+from rltrain.loops import LOOPS, SINGLE_ENV_KINDS
+from rltrain.tabular_view import table_image, value_and_policy
 
 EVAL_SEED_OFFSET = 10_000  # the eval env never replays the training env's seeds
 COMPILABLE = ("loss", "critic_loss", "actor_loss")  # pure tensor functions torch.compile may wrap
@@ -40,8 +41,8 @@ def resolve_device(name: str, hidden: list[int]) -> torch.device:
     raise RltrainError(f"device={name} is unknown; pick cpu, cuda or auto.")
 
 
-def fitting_algorithms(observation_space: gym.Space, action_space: gym.Space, algo_dir: Path) -> list[str]:
-    """Names of the shipped algorithms whose declared spaces fit these spaces."""
+def fitting_algorithms(env: gym.Env, algo_dir: Path) -> list[str]:
+    """Names of the shipped algorithms that can run on this env."""
     from omegaconf import OmegaConf
 
     names = []
@@ -50,21 +51,32 @@ def fitting_algorithms(observation_space: gym.Space, action_space: gym.Space, al
             cls = agent_class(OmegaConf.to_container(OmegaConf.load(path)))
         except RltrainError:
             continue
-        if space_mismatch(cls, observation_space, action_space) is None:
+        if space_mismatch(cls, env.observation_space, env.action_space, env) is None:
             names.append(path.stem)
     return names
 
 
 def check_fit(config: dict, algo_dir: Path | None = None) -> tuple[gym.Space, gym.Space]:
     """Fail in a second, before any env worker or network exists, if the algorithm cannot run on the env."""
-    observation_space, action_space = probe_spaces(config["env"])
     cls = agent_class(config["algo"])
-    problem = space_mismatch(cls, observation_space, action_space)
-    if problem:
-        fits = fitting_algorithms(observation_space, action_space, algo_dir) if algo_dir else []
-        hint = f" Algorithms that fit {config['env']['id']}: {', '.join(fits)}." if fits else ""
-        raise RltrainError(f"algo={config['algo']['name']} {problem}.{hint}")
+    env = make_env(config["env"])  # one plain instance: cheap, and no vector workers yet
+    try:
+        observation_space, action_space = env.observation_space, env.action_space
+        problem = space_mismatch(cls, observation_space, action_space, env)
+        if problem:
+            fits = fitting_algorithms(env, algo_dir) if algo_dir else []
+            hint = f" Algorithms that fit {config['env']['id']}: {', '.join(fits)}." if fits else ""
+            raise RltrainError(f"algo={config['algo']['name']} {problem}.{hint}")
+    finally:
+        env.close()
     return observation_space, action_space
+
+
+def as_observation(obs: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Observations as the networks take them: float32 tensors; discrete states stay integers."""
+    if np.issubdtype(np.asarray(obs).dtype, np.integer):
+        return torch.as_tensor(obs, device=device)
+    return torch.as_tensor(obs, dtype=torch.float32, device=device)
 
 
 def evaluate_policy(agent, envs, episodes: int, seed: int, device: torch.device) -> np.ndarray:
@@ -76,8 +88,10 @@ def evaluate_policy(agent, envs, episodes: int, seed: int, device: torch.device)
         active = np.arange(envs.num_envs) < episodes - len(returns)
         episode_return = np.zeros(envs.num_envs)
         while active.any():
-            actions = agent.act(torch.as_tensor(obs, dtype=torch.float32, device=device), explore=False)
-            obs, rewards, terminated, truncated, _ = envs.step(actions.cpu().numpy())
+            actions = agent.act(as_observation(obs, device), explore=False)
+            if isinstance(actions, torch.Tensor):
+                actions = actions.cpu().numpy()
+            obs, rewards, terminated, truncated, _ = envs.step(actions)
             episode_return += rewards * active
             ended = (terminated | truncated) & active
             returns.extend(episode_return[ended].tolist())
@@ -99,10 +113,16 @@ class Trainer:
         np.random.seed(seed)
         torch.manual_seed(seed)
 
+        self.kind = agent_class(config["algo"]).kind
         self.total_steps = int(config["total_steps"])
-        self.num_envs = int(config["num_envs"])
-        self.envs = make_vector_env(config["env"], self.num_envs)
-        self.envs.action_space.seed(seed)
+        self.env = self.envs = None
+        if self.kind in SINGLE_ENV_KINDS:
+            self.num_envs = 1
+            self.env = make_env(config["env"])
+        else:
+            self.num_envs = int(config["num_envs"])
+            self.envs = make_vector_env(config["env"], self.num_envs)
+            self.envs.action_space.seed(seed)
         eval_cfg = config["eval"]
         self.eval_episodes = int(eval_cfg["episodes"])
         self.eval_envs = make_vector_env(config["env"], min(self.eval_episodes, 16), vectorization="sync")
@@ -114,6 +134,7 @@ class Trainer:
             device=self.device,
             total_steps=self.total_steps,
             num_envs=self.num_envs,
+            seed=seed,
         )
         if self.agent.kind not in LOOPS:
             raise RltrainError(
@@ -139,6 +160,7 @@ class Trainer:
         self.best_eval = -math.inf
         self.last_eval: tuple[int, float, float] | None = None
         self.eval_history: list[list[float]] = []  # [step, wall time s, mean, std] of each evaluation
+        self.loop_state: dict = {}  # what a loop keeps across resumes and reports in summary.json (e.g. regret)
         if resume is not None:
             self._restore(resume)
         self.eval_every = int(eval_cfg["every"])
@@ -174,7 +196,10 @@ class Trainer:
         if "_episode" in infos:
             mask = infos["_episode"]
             for ret, length in zip(infos["episode"]["r"][mask], infos["episode"]["l"][mask]):
-                self.logger.episode(self.step, float(ret), int(length))
+                self.record_episode(float(ret), int(length))
+
+    def record_episode(self, episodic_return: float, length: int) -> None:
+        self.logger.episode(self.step, episodic_return, length)
 
     def report(self, metrics: dict | None) -> None:
         if metrics is not None:
@@ -225,6 +250,7 @@ class Trainer:
             "wall_time_s": self.wall_time(),
             "best_eval_return_mean": self.best_eval,
             "eval_history": self.eval_history,
+            "loop_state": self.loop_state,
             "rng": checkpoint.rng_state(),
         }
         if with_replay and self.replay is not None:
@@ -242,6 +268,7 @@ class Trainer:
         self.previous_wall_time = float(payload["wall_time_s"])
         self.best_eval = float(payload["best_eval_return_mean"])
         self.eval_history = [list(h) for h in payload["eval_history"]]
+        self.loop_state = dict(payload.get("loop_state", {}))
         if self.replay is not None and "replay" in payload:
             self.replay.load_state_dict(payload["replay"])
         checkpoint.set_rng_state(payload["rng"])
@@ -261,7 +288,7 @@ class Trainer:
         except ValueError:  # not the main thread (some launchers): Ctrl-C handling stays with the caller
             previous_handler = None
         try:
-            if self.step < self.total_steps:
+            if self.step < self.total_steps or self.kind == "planning":
                 LOOPS[self.agent.kind](self)
         finally:
             if previous_handler is not None:
@@ -284,7 +311,9 @@ class Trainer:
             "device": str(self.device),
             "interrupted": interrupted,
             "eval_history": self.eval_history,
+            **{k: v for k, v in self.loop_state.items() if isinstance(v, (int, float))},
         }
+        self.log_value_table()
         if not interrupted:
             self.logger.hparams(
                 self.config,
@@ -298,7 +327,16 @@ class Trainer:
         self.close()
         return summary
 
+    def log_value_table(self) -> None:
+        """A heatmap of V with the greedy policy's arrows, for tabular agents on grid worlds."""
+        table = value_and_policy(self.agent)
+        shape = grid_shape(self.env) if table is not None and self.env is not None else None
+        if shape is not None:
+            image = table_image(*table, shape, f"{self.config['algo']['name']} on {self.config['env']['id']}")
+            self.logger.writer.add_image("tables/value_and_policy", image, self.step, dataformats="HWC")
+
     def close(self) -> None:
         self.logger.close()
-        self.envs.close()
-        self.eval_envs.close()
+        for env in (self.env, self.envs, self.eval_envs):
+            if env is not None:
+                env.close()

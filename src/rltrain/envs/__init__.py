@@ -13,8 +13,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from rltrain.envs.bandit import register as register_bandit
 from rltrain.errors import RltrainError
 
+register_bandit()
 VECTORIZATION = ("sync", "async", "vector_entry_point")
 
 
@@ -31,14 +33,23 @@ def check_env_id(env_id: str) -> None:
     raise RltrainError(f"env.id={env_id} is not a registered gymnasium environment.{hint}")
 
 
-def probe_spaces(env_cfg: dict) -> tuple[gym.Space, gym.Space]:
-    """The observation and action spaces of one plain env instance (no vector workers are started)."""
+def make_env(env_cfg: dict, render_mode: str | None = None) -> gym.Env:
+    """One plain env instance, for the loops that step a single env (tabular, bandit, planning)."""
     check_env_id(env_cfg["id"])
-    env = gym.make(env_cfg["id"], **env_cfg.get("kwargs", {}))
-    try:
-        return env.observation_space, env.action_space
-    finally:
-        env.close()
+    kwargs = dict(env_cfg.get("kwargs", {}))
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+    return gym.make(env_cfg["id"], **kwargs)
+
+
+def grid_shape(env: gym.Env) -> tuple[int, int] | None:
+    """(rows, columns) of a toy-text grid world, or None for envs whose states are not a grid."""
+    inner = env.unwrapped
+    if hasattr(inner, "nrow") and hasattr(inner, "ncol"):
+        return int(inner.nrow), int(inner.ncol)
+    if hasattr(inner, "shape") and isinstance(inner.shape, tuple) and len(inner.shape) == 2:
+        return tuple(int(n) for n in inner.shape)
+    return None
 
 
 def make_vector_env(env_cfg: dict, num_envs: int, vectorization: str | None = None, render_mode: str | None = None):

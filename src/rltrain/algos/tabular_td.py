@@ -1,0 +1,180 @@
+"""Tabular temporal-difference control: SARSA, Q-learning and Dyna-Q (Sutton & Barto, ch. 6 and 8).
+
+All three act epsilon-greedily on a table Q[s, a] and move it towards a one-step target with step size alpha:
+    SARSA:       Q(s,a) <- Q(s,a) + alpha * (r + gamma * Q(s', a') - Q(s,a))        a' the action taken next
+    Q-learning:  Q(s,a) <- Q(s,a) + alpha * (r + gamma * max_a' Q(s', a') - Q(s,a))
+    Dyna-Q:      the Q-learning update, plus `planning_steps` more on transitions replayed from a learned
+                 deterministic model Model(s, a) = (r, s', terminated) of what was observed.
+Nothing is bootstrapped past a termination; a time-limit truncation bootstraps as usual.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+
+class QTable:
+    """Q[s, a], epsilon-greedy action choice with random tie-breaking, and checkpoints: the shared helper."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, epsilon: float):
+        self.q = np.zeros((int(observation_space.n), int(action_space.n)))
+        self.rng = np.random.default_rng(seed)
+        self.epsilon = epsilon
+        self.updates = 0
+
+    def choose(self, state: int, explore: bool) -> int:
+        if explore and self.rng.random() < self.epsilon:
+            return int(self.rng.integers(self.q.shape[1]))
+        row = self.q[state]
+        best = np.flatnonzero(row == row.max())
+        return int(best[0] if len(best) == 1 else self.rng.choice(best))
+
+    def act(self, obs, explore: bool) -> np.ndarray:
+        return np.array([self.choose(int(s), explore) for s in np.asarray(obs, dtype=np.int64).reshape(-1)])
+
+    def state_dict(self) -> dict:
+        return {"q": torch.from_numpy(self.q.copy()), "rng": self.rng.bit_generator.state, "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.q = state["q"].numpy().copy()
+        self.rng.bit_generator.state = state["rng"]
+        self.updates = int(state["updates"])
+
+
+TABULAR_SPACES = (gym.spaces.Discrete,)
+
+
+class Sarsa:
+    kind = "tabular"
+    observation_spaces = action_spaces = TABULAR_SPACES
+
+    def __init__(
+        self, observation_space, action_space, seed: int, alpha: float = 0.2, gamma: float = 1.0, epsilon: float = 0.1
+    ):
+        self.table = QTable(observation_space, action_space, seed, epsilon)
+        self.alpha, self.gamma = alpha, gamma
+
+    def update(self, batch: dict) -> dict:
+        """One transition: obs, actions, rewards, next_obs, terminated, next_actions (the action taken next)."""
+        q, s, a = self.table.q, batch["obs"], batch["actions"]
+        target = batch["rewards"]
+        if not batch["terminated"]:
+            target += self.gamma * q[batch["next_obs"], batch["next_actions"]]
+        q[s, a] += self.alpha * (target - q[s, a])
+        self.table.updates += 1
+        return {}
+
+    def act(self, obs, explore: bool) -> np.ndarray:
+        return self.table.act(obs, explore)
+
+    def choose(self, state: int, explore: bool) -> int:
+        return self.table.choose(state, explore)
+
+    def state_dict(self) -> dict:
+        return self.table.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.table.load_state_dict(state)
+
+
+class QLearning:
+    kind = "tabular"
+    observation_spaces = action_spaces = TABULAR_SPACES
+
+    def __init__(
+        self, observation_space, action_space, seed: int, alpha: float = 0.2, gamma: float = 1.0, epsilon: float = 0.1
+    ):
+        self.table = QTable(observation_space, action_space, seed, epsilon)
+        self.alpha, self.gamma = alpha, gamma
+
+    def update(self, batch: dict) -> dict:
+        q, s, a = self.table.q, batch["obs"], batch["actions"]
+        target = batch["rewards"]
+        if not batch["terminated"]:
+            target += self.gamma * q[batch["next_obs"]].max()
+        q[s, a] += self.alpha * (target - q[s, a])
+        self.table.updates += 1
+        return {}
+
+    def act(self, obs, explore: bool) -> np.ndarray:
+        return self.table.act(obs, explore)
+
+    def choose(self, state: int, explore: bool) -> int:
+        return self.table.choose(state, explore)
+
+    def state_dict(self) -> dict:
+        return self.table.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.table.load_state_dict(state)
+
+
+class DynaQ:
+    kind = "tabular"
+    observation_spaces = action_spaces = TABULAR_SPACES
+
+    def __init__(
+        self,
+        observation_space,
+        action_space,
+        seed: int,
+        alpha: float = 0.2,
+        gamma: float = 1.0,
+        epsilon: float = 0.1,
+        planning_steps: int = 20,
+    ):
+        self.table = QTable(observation_space, action_space, seed, epsilon)
+        self.alpha, self.gamma, self.planning_steps = alpha, gamma, planning_steps
+        self.model: dict[tuple[int, int], tuple[float, int, bool]] = {}
+        self.seen: list[tuple[int, int]] = []  # the keys of `model`, for uniform sampling
+
+    def _q_learning(self, s: int, a: int, r: float, next_s: int, terminated: bool) -> None:
+        q = self.table.q
+        target = r if terminated else r + self.gamma * q[next_s].max()
+        q[s, a] += self.alpha * (target - q[s, a])
+
+    def update(self, batch: dict) -> dict:
+        s, a = batch["obs"], batch["actions"]
+        r, next_s, terminated = batch["rewards"], batch["next_obs"], bool(batch["terminated"])
+        self._q_learning(s, a, r, next_s, terminated)
+        if (s, a) not in self.model:
+            self.seen.append((s, a))
+        self.model[(s, a)] = (r, next_s, terminated)
+        picks = self.table.rng.integers(len(self.seen), size=self.planning_steps)
+        for i in picks:
+            key = self.seen[i]
+            self._q_learning(*key, *self.model[key])
+        self.table.updates += 1
+        return {}
+
+    def act(self, obs, explore: bool) -> np.ndarray:
+        return self.table.act(obs, explore)
+
+    def choose(self, state: int, explore: bool) -> int:
+        return self.table.choose(state, explore)
+
+    def state_dict(self) -> dict:
+        keys = torch.tensor(self.seen, dtype=torch.long).reshape(-1, 2)
+        outcomes = [self.model[k] for k in self.seen]
+        return {
+            **self.table.state_dict(),
+            "model_keys": keys,
+            "model_rewards": torch.tensor([o[0] for o in outcomes], dtype=torch.float64),
+            "model_next": torch.tensor([o[1] for o in outcomes], dtype=torch.long),
+            "model_terminated": torch.tensor([o[2] for o in outcomes], dtype=torch.bool),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.table.load_state_dict(state)
+        self.seen = [tuple(k) for k in state["model_keys"].tolist()]
+        self.model = {
+            k: (r, n, t)
+            for k, r, n, t in zip(
+                self.seen,
+                state["model_rewards"].tolist(),
+                state["model_next"].tolist(),
+                state["model_terminated"].tolist(),
+            )
+        }
