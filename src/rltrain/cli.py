@@ -125,9 +125,12 @@ def print_artifacts(run_dir: Path, summary: dict) -> None:
         print(f"Stopped at step {summary['env_steps']}; checkpoint saved. Continue with: rltrain resume={run_dir}")
         return
     mean, std = summary["eval_return_mean"], summary["eval_return_std"]
+    if "sweeps" in summary:  # dynamic programming: no env steps, model sweeps
+        work = f"{summary['sweeps']} sweeps in {summary['wall_time_s']:.2f} s"
+    else:
+        work = f"{summary['env_steps']} steps in {summary['wall_time_s']:.1f} s ({summary['sps']:.0f} sps)"
     print(
-        f"Done: {summary['algo']} on {summary['env']}, {summary['env_steps']} steps in {summary['wall_time_s']:.1f} s "
-        f"({summary['sps']:.0f} sps); final eval return {mean:.1f} ± {std:.1f} "
+        f"Done: {summary['algo']} on {summary['env']}, {work}; final eval return {mean:.1f} ± {std:.1f} "
         f"(best {summary['best_eval_return_mean']:.1f})\n"
         f"  run folder:  {run_dir}\n"
         f"  summary:     {run_dir / 'summary.json'}\n"

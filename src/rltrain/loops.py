@@ -159,10 +159,11 @@ def bandit(trainer) -> None:
 
 def planning(trainer) -> None:
     """Dynamic programming on the env's transition table; the step axis of its curves is the sweep."""
+    delta = float("nan")
     for sweep, delta in enumerate(trainer.agent.plan(trainer.env.unwrapped.P), start=1):
         trainer.logger.scalars(sweep, {"delta_v": delta}, "losses")
         trainer.loop_state["sweeps"] = sweep
-        trainer.logger.progress(trainer.step)
+    trainer.logger.message(f"{trainer.loop_state.get('sweeps', 0)} sweeps; the last changed V by {delta:.2e} at most")
 
 
 LOOPS = {"onpolicy": onpolicy, "offpolicy": offpolicy, "tabular": tabular, "bandit": bandit, "planning": planning}
