@@ -55,6 +55,25 @@ class ArmStatistics:
         self.rng.bit_generator.state = state["rng"]
 
 
+# What every strategy does the same way, written once and attached to each class (there is no base class):
+def act_each(self, obs, explore: bool) -> np.ndarray:
+    """One arm per observation (a bandit has a single state)."""
+    return np.array([self.choose(explore) for _ in range(len(obs))])
+
+
+def record_pull(self, batch: dict) -> dict:
+    self.stats.record(batch)
+    return {}
+
+
+def stats_state(self) -> dict:
+    return self.stats.state_dict()
+
+
+def load_stats(self, state: dict) -> None:
+    self.stats.load_state_dict(state)
+
+
 class EpsilonGreedy:
     """With probability epsilon a random arm, else the arm with the best mean so far."""
 
@@ -71,18 +90,7 @@ class EpsilonGreedy:
             return int(self.stats.rng.integers(len(self.stats.values)))
         return greedy_arm(self.stats.values, self.stats.rng)
 
-    def act(self, obs, explore: bool) -> np.ndarray:
-        return np.array([self.choose(explore) for _ in range(len(obs))])
-
-    def update(self, batch: dict) -> dict:
-        self.stats.record(batch)
-        return {}
-
-    def state_dict(self) -> dict:
-        return self.stats.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.stats.load_state_dict(state)
+    act, update, state_dict, load_state_dict = act_each, record_pull, stats_state, load_stats
 
 
 class DecayingEpsilonGreedy:
@@ -112,18 +120,11 @@ class DecayingEpsilonGreedy:
             return int(self.stats.rng.integers(len(self.stats.values)))
         return greedy_arm(self.stats.values, self.stats.rng)
 
-    def act(self, obs, explore: bool) -> np.ndarray:
-        return np.array([self.choose(explore) for _ in range(len(obs))])
-
     def update(self, batch: dict) -> dict:
         self.stats.record(batch)
         return {"epsilon": self.epsilon()}
 
-    def state_dict(self) -> dict:
-        return self.stats.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.stats.load_state_dict(state)
+    act, state_dict, load_state_dict = act_each, stats_state, load_stats
 
 
 class UCB:
@@ -146,18 +147,7 @@ class UCB:
             return int(untried[0])
         return greedy_arm(values + self.c * np.sqrt(math.log(self.stats.pulls) / counts), self.stats.rng)
 
-    def act(self, obs, explore: bool) -> np.ndarray:
-        return np.array([self.choose(explore) for _ in range(len(obs))])
-
-    def update(self, batch: dict) -> dict:
-        self.stats.record(batch)
-        return {}
-
-    def state_dict(self) -> dict:
-        return self.stats.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.stats.load_state_dict(state)
+    act, update, state_dict, load_state_dict = act_each, record_pull, stats_state, load_stats
 
 
 class Thompson:
@@ -181,15 +171,4 @@ class Thompson:
             return greedy_arm(alpha / (alpha + beta), self.stats.rng)
         return greedy_arm(self.stats.rng.beta(alpha, beta), self.stats.rng)
 
-    def act(self, obs, explore: bool) -> np.ndarray:
-        return np.array([self.choose(explore) for _ in range(len(obs))])
-
-    def update(self, batch: dict) -> dict:
-        self.stats.record(batch)
-        return {}
-
-    def state_dict(self) -> dict:
-        return self.stats.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.stats.load_state_dict(state)
+    act, update, state_dict, load_state_dict = act_each, record_pull, stats_state, load_stats

@@ -54,6 +54,23 @@ class TabularSolution:
         self.sweeps = int(state["sweeps"])
 
 
+# What both planners do the same way, written once and attached to each class (there is no base class):
+def solution_act(self, obs, explore: bool) -> np.ndarray:
+    return self.solution.act(obs)
+
+
+def no_sample_update(self, batch: dict) -> dict:
+    return {}  # a planner learns in plan(), from the model, not from sampled transitions
+
+
+def solution_state(self) -> dict:
+    return self.solution.state_dict()
+
+
+def load_solution(self, state: dict) -> None:
+    self.solution.load_state_dict(state)
+
+
 class ValueIteration:
     kind = "planning"
     observation_spaces = (gym.spaces.Discrete,)
@@ -80,17 +97,7 @@ class ValueIteration:
                 break
         sol.policy = (rewards + self.gamma * transitions @ sol.values).argmax(1)
 
-    def act(self, obs, explore: bool) -> np.ndarray:
-        return self.solution.act(obs)
-
-    def update(self, batch: dict) -> dict:
-        return {}  # a planner learns in plan(), from the model, not from sampled transitions
-
-    def state_dict(self) -> dict:
-        return self.solution.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.solution.load_state_dict(state)
+    act, update, state_dict, load_state_dict = solution_act, no_sample_update, solution_state, load_solution
 
 
 class PolicyIteration:
@@ -128,14 +135,4 @@ class PolicyIteration:
                 break
             sol.policy = improved
 
-    def act(self, obs, explore: bool) -> np.ndarray:
-        return self.solution.act(obs)
-
-    def update(self, batch: dict) -> dict:
-        return {}  # a planner learns in plan(), from the model, not from sampled transitions
-
-    def state_dict(self) -> dict:
-        return self.solution.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.solution.load_state_dict(state)
+    act, update, state_dict, load_state_dict = solution_act, no_sample_update, solution_state, load_solution

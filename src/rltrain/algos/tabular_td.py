@@ -62,6 +62,23 @@ class QTable:
 TABULAR_SPACES = (gym.spaces.Discrete,)
 
 
+# What the three methods do the same way, written once and attached to each class (there is no base class):
+def table_act(self, obs, explore: bool) -> np.ndarray:
+    return self.table.act(obs, explore)
+
+
+def table_choose(self, state: int, explore: bool) -> int:
+    return self.table.choose(state, explore)
+
+
+def table_state(self) -> dict:
+    return self.table.state_dict()
+
+
+def load_table(self, state: dict) -> None:
+    self.table.load_state_dict(state)
+
+
 class Sarsa:
     kind = "tabular"
     observation_spaces = action_spaces = TABULAR_SPACES
@@ -83,17 +100,7 @@ class Sarsa:
         self.table.updates += 1
         return {}
 
-    def act(self, obs, explore: bool) -> np.ndarray:
-        return self.table.act(obs, explore)
-
-    def choose(self, state: int, explore: bool) -> int:
-        return self.table.choose(state, explore)
-
-    def state_dict(self) -> dict:
-        return self.table.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.table.load_state_dict(state)
+    act, choose, state_dict, load_state_dict = table_act, table_choose, table_state, load_table
 
 
 class QLearning:
@@ -116,17 +123,7 @@ class QLearning:
         self.table.updates += 1
         return {}
 
-    def act(self, obs, explore: bool) -> np.ndarray:
-        return self.table.act(obs, explore)
-
-    def choose(self, state: int, explore: bool) -> int:
-        return self.table.choose(state, explore)
-
-    def state_dict(self) -> dict:
-        return self.table.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.table.load_state_dict(state)
+    act, choose, state_dict, load_state_dict = table_act, table_choose, table_state, load_table
 
 
 class DynaQ:
@@ -166,11 +163,7 @@ class DynaQ:
         self.table.updates += 1
         return {}
 
-    def act(self, obs, explore: bool) -> np.ndarray:
-        return self.table.act(obs, explore)
-
-    def choose(self, state: int, explore: bool) -> int:
-        return self.table.choose(state, explore)
+    act, choose = table_act, table_choose
 
     def state_dict(self) -> dict:
         keys = torch.tensor(self.seen, dtype=torch.long).reshape(-1, 2)
