@@ -114,18 +114,11 @@ class Trainer:
         torch.manual_seed(seed)
 
         self.kind = agent_class(config["algo"]).kind
+        if self.kind not in LOOPS:
+            raise RltrainError(f"algo={config['algo']['name']} needs the {self.kind} loop, which this build lacks.")
         self.total_steps = int(config["total_steps"])
-        self.env = self.envs = None
-        if self.kind in SINGLE_ENV_KINDS:
-            self.num_envs = 1
-            self.env = make_env(config["env"])
-        else:
-            self.num_envs = int(config["num_envs"])
-            self.envs = make_vector_env(config["env"], self.num_envs)
-            self.envs.action_space.seed(seed)
-        eval_cfg = config["eval"]
-        self.eval_episodes = int(eval_cfg["episodes"])
-        self.eval_envs = make_vector_env(config["env"], min(self.eval_episodes, 16), vectorization="sync")
+        self.num_envs = 1 if self.kind in SINGLE_ENV_KINDS else int(config["num_envs"])
+        # the agent before the envs: a bad hyperparameter fails before any env worker exists
         self.agent = build_agent(
             config["algo"],
             observation_space=observation_space,
@@ -136,10 +129,15 @@ class Trainer:
             num_envs=self.num_envs,
             seed=seed,
         )
-        if self.agent.kind not in LOOPS:
-            raise RltrainError(
-                f"algo={config['algo']['name']} needs the {self.agent.kind} loop, which this build lacks."
-            )
+        self.env = self.envs = None
+        if self.kind in SINGLE_ENV_KINDS:
+            self.env = make_env(config["env"])
+        else:
+            self.envs = make_vector_env(config["env"], self.num_envs)
+            self.envs.action_space.seed(seed)
+        eval_cfg = config["eval"]
+        self.eval_episodes = int(eval_cfg["episodes"])
+        self.eval_envs = make_vector_env(config["env"], min(self.eval_episodes, 16), vectorization="sync")
         if config["device"].get("compile"):
             for name in COMPILABLE:
                 if hasattr(self.agent, name):
