@@ -27,6 +27,8 @@ CASES = {
     "dqn-cartpole": ("dqn", "cartpole", "CartPole-v1", 475.0),
     "sac-pendulum": ("sac", "pendulum", "Pendulum-v1", -200.0),
     "ppo-pendulum": ("ppo", "pendulum", "Pendulum-v1", -250.0),
+    "ddpg-pendulum": ("ddpg", "pendulum", "Pendulum-v1", -200.0),
+    "td3-pendulum": ("td3", "pendulum", "Pendulum-v1", -200.0),
 }
 
 
@@ -99,13 +101,15 @@ def run_rltrain(case: str, seed: int, eval_every: int) -> dict:
 def sb3_worker(case: str, seed: int, eval_every: int, out: Path) -> None:
     """Train the case with SB3 and the RL Zoo's hyperparameters (runs in its own process)."""
     import gymnasium as gym
+    import numpy as np
     import rl_zoo3
     import torch
     import yaml
-    from stable_baselines3 import DQN, PPO, SAC
+    from stable_baselines3 import DDPG, DQN, PPO, SAC, TD3
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 
     torch.set_num_threads(1)
     algo, _, env_id, threshold = CASES[case]
@@ -122,8 +126,14 @@ def sb3_worker(case: str, seed: int, eval_every: int, out: Path) -> None:
             start = float(value[4:])
             hyper[key] = lambda progress, start=start: progress * start
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    noise_type, noise_std = hyper.pop("noise_type", None), hyper.pop("noise_std", 0.0)
+    if noise_type:  # RL Zoo's shorthand for SB3's action_noise object
+        size = env.action_space.shape[0]
+        noise_class = NormalActionNoise if noise_type == "normal" else OrnsteinUhlenbeckActionNoise
+        hyper["action_noise"] = noise_class(mean=np.zeros(size), sigma=noise_std * np.ones(size))
     eval_env = gym.make(env_id)
-    model = {"ppo": PPO, "dqn": DQN, "sac": SAC}[algo](policy, env, seed=seed, device="cpu", verbose=0, **hyper)
+    algorithms = {"ppo": PPO, "dqn": DQN, "sac": SAC, "ddpg": DDPG, "td3": TD3}
+    model = algorithms[algo](policy, env, seed=seed, device="cpu", verbose=0, **hyper)
 
     class Evaluate(BaseCallback):
         def __init__(self):

@@ -11,6 +11,7 @@ from rltrain.trainer import Trainer
 
 GRIDS = ("cliffwalking", "frozenlake", "taxi")
 FITS = {("ppo", "cartpole"), ("ppo", "pendulum"), ("dqn", "cartpole"), ("sac", "pendulum")}
+FITS |= {("ddpg", "pendulum"), ("td3", "pendulum")}
 FITS |= {(bandit, "bandit") for bandit in ("egreedy", "decaying_egreedy", "ucb", "thompson")}
 FITS |= {(planner, env) for planner in ("policy_iteration", "value_iteration") for env in GRIDS}
 FITS |= {(td, env) for td in ("sarsa", "q_learning", "dyna_q") for env in (*GRIDS, "bandit")}

@@ -11,6 +11,8 @@ CASES = [
     ("dqn", "cartpole", 475.0, 50_000),
     ("sac", "pendulum", -200.0, 20_000),
     ("ppo", "pendulum", -250.0, 100_000),
+    ("ddpg", "pendulum", -200.0, 20_000),
+    ("td3", "pendulum", -200.0, 20_000),
 ]
 
 

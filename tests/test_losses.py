@@ -7,6 +7,7 @@ import torch
 from rltrain.algos.dqn import DQN
 from rltrain.algos.ppo import PPO
 from rltrain.algos.sac import SAC
+from rltrain.algos.td3 import DeterministicActorCritic
 
 NET = {"hidden": [32, 32], "activation": "tanh"}
 CPU = torch.device("cpu")
@@ -118,3 +119,45 @@ def test_ppo_value_loss_reaches_only_the_critic():
     value = agent.critic(torch.randn(8, 3)).squeeze(-1)
     (value - torch.randn(8)).square().mean().backward()
     assert all(grads_of(agent.critic)) and not any(grads_of(agent.actor))
+
+
+def test_td3_and_ddpg_losses_reach_only_their_own_networks():
+    torch.manual_seed(0)
+    for critics, target_noise in ((2, 0.2), (1, 0.0)):
+        agent = DeterministicActorCritic(
+            BOX_OBS,
+            gym.spaces.Box(-2, 2, (2,), np.float32),
+            NET,
+            CPU,
+            num_envs=1,
+            critics=critics,
+            target_noise=target_noise,
+        )
+        batch = fake_offpolicy_batch(64, torch.rand(64, 2) * 4 - 2)
+        critic_loss, q = agent.critic_loss(batch)
+        assert torch.isfinite(critic_loss) and q.shape == (critics, 64)
+        critic_loss.backward()
+        assert all(grads_of(agent.critics)) and not any(grads_of(agent.actor))
+        for target in (agent.actor_target, agent.critics_target):
+            assert not any(p.grad is not None for p in target.parameters())
+        zero_grads(agent.critics, agent.actor)
+        actor_loss = agent.actor_loss(batch["obs"])
+        actor_loss.backward()
+        assert torch.isfinite(actor_loss) and all(grads_of(agent.actor))
+        assert not any(p.grad is not None for p in agent.critics.parameters())
+
+
+def test_exploration_stays_inside_the_action_box_for_both_noises():
+    torch.manual_seed(0)
+    for noise in ("gaussian", "ou"):
+        agent = DeterministicActorCritic(
+            BOX_OBS,
+            gym.spaces.Box(-2, 2, (2,), np.float32),
+            NET,
+            CPU,
+            num_envs=3,
+            noise=noise,
+            exploration_noise=5.0,
+        )
+        actions = torch.cat([agent.act(torch.randn(3, 3), explore=True) for _ in range(20)])
+        assert actions.abs().max() <= 2.0 and actions.std() > 0.5
