@@ -208,6 +208,8 @@ def ratio(ours: list, theirs: list) -> str:
 
 
 def tabular_report(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
     lines = [
         "",
         "## Tabular algorithms (rltrain only)",
