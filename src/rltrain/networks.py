@@ -117,3 +117,10 @@ def adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError):
         return torch.optim.Adam(params, lr=lr)
+
+
+def box_center_and_half_range(action_space, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Maps a in [-1, 1] to the env's box as center + half_range * a (for tanh-bounded policies)."""
+    low = torch.as_tensor(action_space.low, dtype=torch.float32, device=device)
+    high = torch.as_tensor(action_space.high, dtype=torch.float32, device=device)
+    return (high + low) / 2, (high - low) / 2

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rltrain.networks import QEnsemble, adam, mlp, soft_update
+from rltrain.networks import QEnsemble, adam, box_center_and_half_range, mlp, soft_update
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -82,9 +82,7 @@ class SAC:
         self.critic_optimizer = adam(self.critics.parameters(), critic_lr, device)
         self.alpha_optimizer = adam([self.log_alpha], alpha_lr, device)
 
-        low = torch.as_tensor(action_space.low, dtype=torch.float32, device=device)
-        high = torch.as_tensor(action_space.high, dtype=torch.float32, device=device)
-        self.action_center, self.action_half_range = (high + low) / 2, (high - low) / 2
+        self.action_center, self.action_half_range = box_center_and_half_range(action_space, device)
 
         self.gamma, self.tau, self.policy_delay = gamma, tau, policy_delay
         self.n_step = 1

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rltrain.networks import QEnsemble, adam, mlp, soft_update
+from rltrain.networks import QEnsemble, adam, box_center_and_half_range, mlp, soft_update
 
 
 class DeterministicActor(nn.Module):
@@ -70,9 +70,7 @@ class DeterministicActorCritic:
         self.actor_optimizer = adam(self.actor.parameters(), actor_lr, device)
         self.critic_optimizer = adam(self.critics.parameters(), critic_lr, device)
 
-        low = torch.as_tensor(action_space.low, dtype=torch.float32, device=device)
-        high = torch.as_tensor(action_space.high, dtype=torch.float32, device=device)
-        self.action_center, self.action_half_range = (high + low) / 2, (high - low) / 2
+        self.action_center, self.action_half_range = box_center_and_half_range(action_space, device)
         if noise not in ("gaussian", "ou"):
             from rltrain.errors import RltrainError
 
