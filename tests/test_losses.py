@@ -107,8 +107,8 @@ def test_ppo_loss_is_finite_and_trains_actor_and_critic_for_both_action_kinds():
         # at the old policy the ratio is 1: no clipping, KL 0
         assert float(parts["clip_fraction"]) == 0 and abs(float(parts["approx_kl"])) < 1e-6
         loss.backward()
-        assert all(grads_of(agent.actor)) and all(grads_of(agent.critic))
-        assert (agent.log_std.grad is None) if discrete else (agent.log_std.grad is not None)
+        assert all(grads_of(agent.policy.actor)) and all(grads_of(agent.policy.critic))
+        assert (agent.policy.log_std.grad is None) if discrete else (agent.policy.log_std.grad is not None)
 
 
 def test_ppo_value_loss_reaches_only_the_critic():
@@ -116,9 +116,9 @@ def test_ppo_value_loss_reaches_only_the_critic():
     agent = PPO(BOX_OBS, gym.spaces.Discrete(3), NET, CPU, total_steps=1000, num_envs=1)
     _, parts = agent.loss(ppo_batch(agent, 32, True))
     # the parts are detached for logging; recompute the value loss the way loss() does
-    value = agent.critic(torch.randn(8, 3)).squeeze(-1)
+    value = agent.policy.critic(torch.randn(8, 3)).squeeze(-1)
     (value - torch.randn(8)).square().mean().backward()
-    assert all(grads_of(agent.critic)) and not any(grads_of(agent.actor))
+    assert all(grads_of(agent.policy.critic)) and not any(grads_of(agent.policy.actor))
 
 
 def test_td3_and_ddpg_losses_reach_only_their_own_networks():

@@ -1,0 +1,156 @@
+"""The stochastic policy and value function that the on-policy algorithms (PPO, A2C, TRPO, REINFORCE) share.
+
+pi(a|s) is a Categorical over Discrete actions, or a diagonal Gaussian with a state-independent log std over Box
+actions; the Gaussian is unbounded, so the env gets each sample clipped to its box while the learner keeps the
+sample itself. Optional running normalization of observations and of rewards (by the std of the discounted
+return) lives here too, because the rollout and the checkpoint must see the same statistics.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Categorical, Normal
+
+from rltrain.networks import RunningNorm, mlp
+
+
+class ActorCritic:
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        network: dict,
+        device: torch.device,
+        num_envs: int,
+        gamma: float,
+        with_critic: bool = True,
+        normalize_obs: bool = False,
+        normalize_reward: bool = False,
+        init_log_std: float = 0.0,
+    ):
+        self.device, self.gamma = device, gamma
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        obs_dim = int(np.prod(observation_space.shape))
+        act_dim = int(action_space.n) if self.discrete else int(action_space.shape[0])
+        hidden, activation = list(network["hidden"]), network["activation"]
+        self.actor = mlp(obs_dim, act_dim, hidden, activation, out_gain=0.01).to(device)
+        self.critic = mlp(obs_dim, 1, hidden, activation, out_gain=1.0).to(device) if with_critic else None
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std), device=device))
+        if not self.discrete:
+            self.action_low = torch.as_tensor(action_space.low, device=device)
+            self.action_high = torch.as_tensor(action_space.high, device=device)
+        self.obs_norm = RunningNorm(observation_space.shape).to(device) if normalize_obs else None
+        self.return_norm = RunningNorm(()).to(device) if normalize_reward else None
+        self.discounted_return = torch.zeros(num_envs, dtype=torch.float64, device=device)
+
+    def policy_parameters(self) -> list[nn.Parameter]:
+        return [*self.actor.parameters()] + ([] if self.discrete else [self.log_std])
+
+    # --- the policy ---------------------------------------------------------------------------------------
+    def normalized(self, obs: torch.Tensor, update_stats: bool = False) -> torch.Tensor:
+        if self.obs_norm is None:
+            return obs
+        if update_stats:
+            self.obs_norm.update(obs)
+        return self.obs_norm.normalize(obs)
+
+    def distribution(self, obs: torch.Tensor) -> Categorical | Normal:
+        logits_or_mean = self.actor(obs)
+        if self.discrete:
+            return Categorical(logits=logits_or_mean, validate_args=False)
+        return Normal(logits_or_mean, self.log_std.exp().expand_as(logits_or_mean), validate_args=False)
+
+    def log_prob_and_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """log pi(a|s) and H(pi(.|s)) per sample (summed over the dimensions of a Box action)."""
+        dist = self.distribution(obs)
+        log_prob, entropy = dist.log_prob(actions), dist.entropy()
+        if not self.discrete:
+            log_prob, entropy = log_prob.sum(-1), entropy.sum(-1)
+        return log_prob, entropy
+
+    def to_env(self, action: torch.Tensor) -> torch.Tensor:
+        return action if self.discrete else torch.max(torch.min(action, self.action_high), self.action_low)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        obs = self.normalized(obs)
+        if explore:
+            return self.to_env(self.distribution(obs).sample())
+        logits_or_mean = self.actor(obs)
+        return logits_or_mean.argmax(-1) if self.discrete else self.to_env(logits_or_mean)
+
+    @torch.no_grad()
+    def policy_step(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One exploring step for a rollout: the (normalized) obs to store, action, its log-prob, V(obs)."""
+        obs = self.normalized(obs, update_stats=True)
+        dist = self.distribution(obs)
+        action = dist.sample()
+        log_prob = dist.log_prob(action)
+        if not self.discrete:
+            log_prob = log_prob.sum(-1)
+        value = self.critic(obs).squeeze(-1) if self.critic is not None else torch.zeros_like(log_prob)
+        return {"obs": obs, "action": action, "env_action": self.to_env(action), "log_prob": log_prob, "value": value}
+
+    # --- the value function and reward scale ---------------------------------------------------------------
+    @torch.no_grad()
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(obs) for raw observations (zeros without a critic)."""
+        if self.critic is None:
+            return torch.zeros(obs.shape[0], device=obs.device)
+        return self.critic(self.normalized(obs)).squeeze(-1)
+
+    @torch.no_grad()
+    def scale_rewards(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
+        """Divide rewards by the running std of the discounted return (a no-op unless normalize_reward)."""
+        if self.return_norm is None:
+            return rewards
+        self.discounted_return = self.discounted_return * self.gamma + rewards.double()
+        self.return_norm.update(self.discounted_return)
+        self.discounted_return = self.discounted_return * (1.0 - dones.double())
+        return self.return_norm.scale(rewards)
+
+    # --- checkpoints --------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict() if self.critic is not None else None,
+            "log_std": self.log_std.detach().clone(),
+            "obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None,
+            "return_norm": self.return_norm.state_dict() if self.return_norm is not None else None,
+            "discounted_return": self.discounted_return.clone(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.actor.load_state_dict(state["actor"])
+        if self.critic is not None:
+            self.critic.load_state_dict(state["critic"])
+        with torch.no_grad():
+            self.log_std.copy_(state["log_std"])
+        if self.obs_norm is not None:
+            self.obs_norm.load_state_dict(state["obs_norm"])
+        if self.return_norm is not None:
+            self.return_norm.load_state_dict(state["return_norm"])
+        self.discounted_return = state["discounted_return"].to(self.device)
+
+
+def forwards_to_policy(cls: type) -> type:
+    """Class decorator: act, policy_step, value and scale_rewards of an on-policy agent go to its self.policy."""
+    cls.act = lambda self, obs, explore: self.policy.act(obs, explore)
+    cls.policy_step = lambda self, obs: self.policy.policy_step(obs)
+    cls.value = lambda self, obs: self.policy.value(obs)
+    cls.scale_rewards = lambda self, rewards, dones: self.policy.scale_rewards(rewards, dones)
+    return cls
+
+
+def anneal_learning_rate(optimizer: torch.optim.Optimizer, lr: float, fraction_done: float) -> None:
+    """Linear decay from lr to 0 as training goes from fraction 0 to 1."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * max(0.0, 1.0 - fraction_done)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+    """1 - Var[R - V] / Var[R]: 1 is a perfect value function, 0 no better than a constant."""
+    return 1.0 - (returns - values).var() / returns.var().clamp_min(1e-8)
