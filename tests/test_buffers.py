@@ -1,8 +1,9 @@
-"""GAE against a hand computation (with a truncated and a terminated episode), rollout and replay buffers."""
+"""GAE against a hand computation (with a truncated and a terminated episode), rollout, episode and replay buffers."""
 
+import numpy as np
 import torch
 
-from rltrain.buffers import ReplayBuffer, RolloutBuffer, compute_gae
+from rltrain.buffers import EpisodeBuffer, ReplayBuffer, RolloutBuffer, compute_gae
 
 
 def test_gae_matches_a_hand_computation_with_termination_and_truncation():
@@ -94,3 +95,28 @@ def test_n_step_returns_follow_each_env_and_stop_at_episode_ends():
         assert batch["rewards"][i].item() == ret
         assert batch["next_obs"][i, 0].item() == nxt
         assert batch["discounts"][i].item() == discount
+
+
+def test_episode_buffer_returns_to_go_per_finished_episode_and_keeps_unfinished_ones():
+    episodes = EpisodeBuffer(num_envs=2)
+    # env 0 ends after rewards 1, 2, 4; env 1 gets rewards 10, 20, 30, 40 and is still running
+    env0, env1 = [1.0, 2.0, 4.0, 8.0], [10.0, 20.0, 30.0, 40.0]
+    for t in range(4):
+        obs = np.array([[t], [100 + t]], dtype=np.float32)
+        episodes.add(obs, np.array([t, 100 + t]), np.array([env0[t], env1[t]]), np.array([t == 2, False]))
+    assert len(episodes.finished) == 1 and len(episodes.open[1]) == 4 and len(episodes.open[0]) == 1
+    batch = episodes.batch(gamma=0.5, device=torch.device("cpu"))
+    assert batch["obs"][:, 0].tolist() == [0, 1, 2] and batch["actions"].tolist() == [0, 1, 2]
+    assert batch["returns"].tolist() == [1 + 0.5 * 2 + 0.25 * 4, 2 + 0.5 * 4, 4.0]
+    assert episodes.finished == [] and len(episodes.open[1]) == 4
+
+
+def test_episode_buffer_pads_episodes_of_different_lengths_without_mixing_them():
+    episodes = EpisodeBuffer(num_envs=2)
+    ended = [np.array([True, False]), np.array([False, False]), np.array([True, True])]
+    for t in range(3):
+        episodes.add(np.zeros((2, 1)), np.zeros(2), np.array([1.0, 1.0]), ended[t])
+    batch = episodes.batch(gamma=1.0, device=torch.device("cpu"))
+    # in the order they ended: env 0's 1-step episode, env 0's 2-step one, env 1's 3-step one
+    assert batch["returns"].tolist() == [1.0, 2.0, 1.0, 3.0, 2.0, 1.0]
+    assert int(batch["episodes"]) == 3

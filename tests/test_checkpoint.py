@@ -50,7 +50,16 @@ def test_missing_and_corrupt_checkpoints_are_one_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "algo,env", [("ppo", "pendulum"), ("dqn", "cartpole"), ("sac", "pendulum"), ("td3", "pendulum")]
+    "algo,env",
+    [
+        ("ppo", "pendulum"),
+        ("a2c", "cartpole"),
+        ("trpo", "pendulum"),
+        ("reinforce", "cartpole"),
+        ("dqn", "cartpole"),
+        ("sac", "pendulum"),
+        ("td3", "pendulum"),
+    ],
 )
 def test_round_trip_restores_networks_optimizers_counters_and_rng(algo, env, tmp_path):
     config = tiny(compose_config(f"algo={algo}", f"env={env}"), total_steps=200)

@@ -10,7 +10,12 @@ from rltrain.errors import RltrainError
 from rltrain.trainer import Trainer
 
 GRIDS = ("cliffwalking", "frozenlake", "taxi")
-FITS = {("ppo", "cartpole"), ("ppo", "pendulum"), ("dqn", "cartpole"), ("sac", "pendulum")}
+FITS = {
+    (policy_gradient, env)
+    for policy_gradient in ("ppo", "a2c", "trpo", "reinforce")
+    for env in ("cartpole", "pendulum")
+}
+FITS |= {("dqn", "cartpole"), ("sac", "pendulum")}
 FITS |= {("ddpg", "pendulum"), ("td3", "pendulum")}
 FITS |= {(bandit, "bandit") for bandit in ("egreedy", "decaying_egreedy", "ucb", "thompson")}
 FITS |= {(planner, env) for planner in ("policy_iteration", "value_iteration") for env in GRIDS}
@@ -24,7 +29,7 @@ def test_every_pair_composes_and_builds_or_names_the_mismatch(algo, env, tmp_pat
     assert config["algo"]["name"] == algo
     if (algo, env) in FITS:
         trainer = Trainer(config, tmp_path, algo_dir=config_dir() / "algo")
-        assert trainer.agent.kind in ("onpolicy", "offpolicy", "bandit", "planning", "tabular")
+        assert trainer.agent.kind in ("onpolicy", "episodic", "offpolicy", "bandit", "planning", "tabular")
         trainer.close()
     else:
         with pytest.raises(RltrainError) as error:

@@ -15,7 +15,10 @@ def losses(run_dir):
     }
 
 
-@pytest.mark.parametrize("algo,env", [("ppo", "cartpole"), ("dqn", "cartpole"), ("sac", "pendulum")])
+@pytest.mark.parametrize(
+    "algo,env",
+    [("ppo", "cartpole"), ("trpo", "pendulum"), ("reinforce", "cartpole"), ("dqn", "cartpole"), ("sac", "pendulum")],
+)
 def test_same_seed_same_numbers(algo, env, tmp_path):
     results = []
     for name in ("a", "b"):

@@ -13,6 +13,10 @@ CASES = [
     ("ppo", "pendulum", -250.0, 100_000),
     ("ddpg", "pendulum", -200.0, 20_000),
     ("td3", "pendulum", -200.0, 20_000),
+    ("reinforce", "cartpole", 450.0, 300_000),
+    ("a2c", "cartpole", 475.0, 200_000),
+    ("trpo", "cartpole", 475.0, 100_000),
+    ("trpo", "pendulum", -250.0, 100_000),
 ]
 
 

@@ -2,12 +2,17 @@
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
+from torch.distributions import Categorical, Normal, kl_divergence
 
+from rltrain.algos.a2c import A2C
 from rltrain.algos.dqn import DQN
 from rltrain.algos.ppo import PPO
+from rltrain.algos.reinforce import Reinforce
 from rltrain.algos.sac import SAC
 from rltrain.algos.td3 import DeterministicActorCritic
+from rltrain.algos.trpo import TRPO, conjugate_gradient
 
 NET = {"hidden": [32, 32], "activation": "tanh"}
 CPU = torch.device("cpu")
@@ -161,3 +166,96 @@ def test_exploration_stays_inside_the_action_box_for_both_noises():
         )
         actions = torch.cat([agent.act(torch.randn(3, 3), explore=True) for _ in range(20)])
         assert actions.abs().max() <= 2.0 and actions.std() > 0.5
+
+
+def rollout_batch(agent, n: int) -> dict:
+    """A fake on-policy batch for agents with an ActorCritic (A2C, TRPO, REINFORCE)."""
+    out = agent.policy_step(torch.randn(n, 3))
+    return {
+        "obs": out["obs"],
+        "actions": out["action"],
+        "log_probs": out["log_prob"],
+        "values": out["value"],
+        "advantages": torch.randn(n),
+        "returns": torch.randn(n),
+        "episodes": torch.tensor(2),
+    }
+
+
+ACTION_SPACES = ((gym.spaces.Discrete(3), True), (gym.spaces.Box(-1, 1, (2,), np.float32), False))
+
+
+def test_a2c_loss_trains_actor_and_critic_for_both_action_kinds():
+    torch.manual_seed(0)
+    for action_space, discrete in ACTION_SPACES:
+        agent = A2C(BOX_OBS, action_space, NET, CPU, total_steps=1000, num_envs=1, entropy_coef=0.01)
+        loss, parts = agent.loss(rollout_batch(agent, 16))
+        assert torch.isfinite(loss) and all(torch.isfinite(v) for v in parts.values())
+        loss.backward()
+        policy = agent.policy
+        assert all(grads_of(policy.actor)) and all(grads_of(policy.critic))
+        assert (policy.log_std.grad is None) if discrete else (policy.log_std.grad is not None)
+
+
+def test_reinforce_loss_reaches_only_the_policy_and_the_value_fit_only_the_critic():
+    torch.manual_seed(0)
+    for action_space, _ in ACTION_SPACES:
+        agent = Reinforce(BOX_OBS, action_space, NET, CPU, num_envs=1, baseline="value")
+        batch = rollout_batch(agent, 16)
+        loss, parts = agent.loss(batch)
+        assert torch.isfinite(loss) and all(torch.isfinite(v) for v in parts.values())
+        loss.backward()
+        assert all(grads_of(agent.policy.actor)) and not any(grads_of(agent.policy.critic))
+        before = [p.detach().clone() for p in agent.policy.actor.parameters()]
+        agent.fit_value(batch)
+        assert all(torch.equal(a, b) for a, b in zip(before, agent.policy.actor.parameters()))
+
+
+def test_reinforce_baselines_change_the_advantages_as_the_notes_define_them():
+    agent = Reinforce(BOX_OBS, gym.spaces.Discrete(2), NET, CPU, num_envs=1, baseline="none", scale_advantages=False)
+    batch = {"obs": torch.randn(3, 3), "returns": torch.tensor([3.0, 2.0, 1.0])}
+    assert agent.advantages(batch).tolist() == [3.0, 2.0, 1.0]
+    agent.baseline = "mean"
+    assert agent.advantages(batch).tolist() == [1.0, 0.0, -1.0]
+    assert Reinforce(BOX_OBS, gym.spaces.Discrete(2), NET, CPU, num_envs=1, baseline="none").policy.critic is None
+
+
+def test_conjugate_gradient_matches_a_direct_solve():
+    generator = torch.Generator().manual_seed(0)
+    m = torch.randn(20, 20, generator=generator, dtype=torch.float64)
+    a = m @ m.T + 0.1 * torch.eye(20, dtype=torch.float64)  # symmetric positive definite
+    b = torch.randn(20, generator=generator, dtype=torch.float64)
+    x = conjugate_gradient(lambda v: a @ v, b, iterations=100, tolerance=1e-20)
+    torch.testing.assert_close(x, torch.linalg.solve(a, b), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("action_space", [space for space, _ in ACTION_SPACES], ids=["discrete", "box"])
+def test_trpo_fisher_product_is_the_kl_hessian_and_the_step_respects_the_trust_region(action_space):
+    torch.manual_seed(0)
+    agent = TRPO(BOX_OBS, action_space, {"hidden": [4], "activation": "tanh"}, CPU, num_envs=1, max_kl=0.01)
+    batch = rollout_batch(agent, 64)
+    params = agent.policy_params
+    with torch.no_grad():
+        old = agent.policy.distribution(batch["obs"])
+    fvp = agent.fisher_vector_product(batch["obs"], old)
+    # F against torch's Hessian of the mean KL as a function of the flat policy parameters
+    flat = torch.nn.utils.parameters_to_vector(params).detach()
+    names = [name for name, _ in agent.policy.actor.named_parameters()]
+
+    def kl_of(vector):
+        tensors = list(torch.split(vector, [p.numel() for p in params]))
+        tensors = [t.view_as(p) for t, p in zip(tensors, params)]
+        out = torch.func.functional_call(agent.policy.actor, dict(zip(names, tensors)), (batch["obs"],))
+        if agent.policy.discrete:
+            return kl_divergence(old, Categorical(logits=out)).mean()
+        return kl_divergence(old, Normal(out, tensors[-1].exp())).sum(-1).mean()
+
+    hessian = torch.autograd.functional.hessian(kl_of, flat)
+    v = torch.randn_like(flat)
+    torch.testing.assert_close(fvp(v), hessian @ v + agent.cg_damping * v, rtol=1e-3, atol=1e-5)
+
+    metrics = agent.natural_gradient_step(batch)
+    assert metrics["kl"] <= 0.01
+    if metrics["line_search_accepted"]:
+        assert metrics["surrogate_improvement"] > 0
+    assert metrics["line_search_accepted"] or torch.equal(torch.nn.utils.parameters_to_vector(params), flat)

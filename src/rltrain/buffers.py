@@ -1,7 +1,8 @@
-"""Preallocated tensor buffers: an on-policy rollout with GAE, and a circular replay buffer."""
+"""Tensor buffers: an on-policy rollout with GAE, whole episodes with returns-to-go, and a circular replay buffer."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -62,6 +63,49 @@ class RolloutBuffer:
             "values": flat(self.values),
             "advantages": flat(advantages),
             "returns": flat(returns),
+        }
+
+
+class EpisodeBuffer:
+    """Steps of each env kept until its episode ends; finished episodes wait for the next update.
+
+    A time-limit truncation is not a real end: the loop adds gamma * V(final obs) to the last reward (zero for
+    agents without a value function), so the return-to-go of the truncated steps does not pretend the episode
+    stopped there.
+    """
+
+    def __init__(self, num_envs: int):
+        self.open: list[list[tuple]] = [[] for _ in range(num_envs)]  # per env: (obs, action, reward) rows
+        self.finished: list[list[tuple]] = []
+
+    def add(self, obs, actions, rewards, ended) -> None:
+        """One vector step: numpy rows of obs and actions, rewards [N], ended [N] (terminated or truncated)."""
+        for i, steps in enumerate(self.open):
+            steps.append((obs[i], actions[i], float(rewards[i])))
+            if ended[i]:
+                self.finished.append(steps)
+                self.open[i] = []
+
+    def batch(self, gamma: float, device: torch.device) -> dict[str, torch.Tensor]:
+        """The finished episodes as one flat batch with the discounted return-to-go of each step; empties them."""
+        episodes, self.finished = self.finished, []
+        longest = max(len(e) for e in episodes)
+        # episodes side by side, padded: the reward-to-go is GAE with lambda 1 and V = 0, ending at each last step
+        rewards = torch.zeros(longest, len(episodes))
+        dones = torch.zeros(longest, len(episodes))
+        valid = torch.zeros(longest, len(episodes), dtype=torch.bool)
+        for j, episode in enumerate(episodes):
+            rewards[: len(episode), j] = torch.tensor([r for _, _, r in episode])
+            dones[len(episode) - 1, j] = 1.0
+            valid[: len(episode), j] = True
+        zeros = torch.zeros_like(rewards)
+        returns, _ = compute_gae(rewards, zeros, dones, zeros[0], gamma, 1.0)
+        steps = [step for episode in episodes for step in episode]
+        return {
+            "obs": torch.as_tensor(np.stack([o for o, _, _ in steps]), device=device),
+            "actions": torch.as_tensor(np.stack([a for _, a, _ in steps]), device=device),
+            "returns": returns.T[valid.T].to(device),  # episode by episode, like `steps`
+            "episodes": torch.tensor(len(episodes)),
         }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rltrain.buffers import RolloutBuffer
+from rltrain.buffers import EpisodeBuffer, RolloutBuffer
 from rltrain.envs import final_observations
 
 
@@ -55,6 +55,30 @@ def onpolicy(trainer) -> None:
             if not running and t < agent.rollout_steps - 1:
                 return  # stopped mid-rollout (Ctrl-C or the step budget): an incomplete rollout is not trained on
         trainer.report(agent.update(rollout.batch(agent.value(obs), agent.gamma, agent.gae_lambda)))
+
+
+def episodic(trainer) -> None:
+    """Monte-Carlo: play whole episodes; once episodes_per_update of them have ended, learn from their returns.
+    Episodes still running at an update carry on under the new policy."""
+    agent, envs, device = trainer.agent, trainer.envs, trainer.device
+    episodes = EpisodeBuffer(envs.num_envs)
+    obs = trainer.reset_envs()
+    running = trainer.step < trainer.total_steps
+    while running:
+        step = agent.policy_step(obs)
+        next_obs, rewards, terminated, truncated, infos = envs.step(step["env_action"].cpu().numpy())
+        trainer.record_episodes(infos)
+        rewards = rewards.astype(np.float32)
+        only_truncated = truncated & ~terminated
+        if only_truncated.any():
+            final = final_observations(next_obs, infos)[only_truncated]
+            final_values = agent.value(torch.as_tensor(final, dtype=torch.float32, device=device))
+            rewards[only_truncated] += agent.gamma * final_values.cpu().numpy()
+        episodes.add(step["obs"].cpu().numpy(), step["action"].cpu().numpy(), rewards, terminated | truncated)
+        obs = torch.as_tensor(next_obs, dtype=torch.float32, device=device)
+        running = trainer.advance(envs.num_envs, None)
+        if running and len(episodes.finished) >= agent.episodes_per_update:
+            trainer.report(agent.update(episodes.batch(agent.gamma, device)))
 
 
 def offpolicy(trainer) -> None:
@@ -166,5 +190,12 @@ def planning(trainer) -> None:
     trainer.logger.message(f"{trainer.loop_state.get('sweeps', 0)} sweeps; the last changed V by {delta:.2e} at most")
 
 
-LOOPS = {"onpolicy": onpolicy, "offpolicy": offpolicy, "tabular": tabular, "bandit": bandit, "planning": planning}
+LOOPS = {
+    "onpolicy": onpolicy,
+    "episodic": episodic,
+    "offpolicy": offpolicy,
+    "tabular": tabular,
+    "bandit": bandit,
+    "planning": planning,
+}
 SINGLE_ENV_KINDS = ("tabular", "bandit", "planning")  # loops that step one plain env instead of a vector env
