@@ -15,7 +15,7 @@ FITS = {
     for policy_gradient in ("ppo", "a2c", "trpo", "reinforce")
     for env in ("cartpole", "pendulum")
 }
-FITS |= {("dqn", "cartpole"), ("sac", "pendulum")}
+FITS |= {("dqn", "cartpole"), ("c51", "cartpole"), ("sac", "pendulum")}
 FITS |= {("ddpg", "pendulum"), ("td3", "pendulum")}
 FITS |= {(bandit, "bandit") for bandit in ("egreedy", "decaying_egreedy", "ucb", "thompson")}
 FITS |= {(planner, env) for planner in ("policy_iteration", "value_iteration") for env in GRIDS}

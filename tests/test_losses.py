@@ -7,12 +7,14 @@ import torch
 from torch.distributions import Categorical, Normal, kl_divergence
 
 from rltrain.algos.a2c import A2C
+from rltrain.algos.c51 import C51, project_distribution
 from rltrain.algos.dqn import DQN
 from rltrain.algos.ppo import PPO
 from rltrain.algos.reinforce import Reinforce
 from rltrain.algos.sac import SAC
 from rltrain.algos.td3 import DeterministicActorCritic
 from rltrain.algos.trpo import TRPO, conjugate_gradient
+from rltrain.networks import QNetwork
 
 NET = {"hidden": [32, 32], "activation": "tanh"}
 CPU = torch.device("cpu")
@@ -259,3 +261,47 @@ def test_trpo_fisher_product_is_the_kl_hessian_and_the_step_respects_the_trust_r
     if metrics["line_search_accepted"]:
         assert metrics["surrogate_improvement"] > 0
     assert metrics["line_search_accepted"] or torch.equal(torch.nn.utils.parameters_to_vector(params), flat)
+
+
+def test_c51_projection_matches_a_hand_worked_example():
+    support = torch.tensor([-1.0, 0.0, 1.0])
+    next_probs = torch.tensor([[0.2, 0.3, 0.5]] * 3)
+    rewards = torch.tensor([0.5, 5.0, -0.25])
+    discounts = torch.tensor([0.5, 0.9, 0.0])
+    projected = project_distribution(next_probs, rewards, discounts, support)
+    # row 0: atoms move to 0, 0.5, 1: 0.2 on atom 0; 0.3 split evenly between 0 and 1; 0.5 on atom 1
+    # row 1: every atom lands above v_max and is clipped onto it
+    # row 2: terminal (discount 0): all mass at -0.25, split 0.25 / 0.75 between atoms -1 and 0
+    expected = torch.tensor([[0.0, 0.35, 0.65], [0.0, 0.0, 1.0], [0.25, 0.75, 0.0]])
+    torch.testing.assert_close(projected, expected)
+
+
+def test_c51_loss_is_a_cross_entropy_that_trains_only_the_online_network():
+    torch.manual_seed(0)
+    for double, dueling in ((False, False), (True, True)):
+        agent = C51(BOX_OBS, gym.spaces.Discrete(3), NET, CPU, 1000, atoms=11, double=double, dueling=dueling)
+        batch = fake_offpolicy_batch(32, torch.randint(0, 3, (32,)))
+        loss, q_taken = agent.loss(batch)
+        assert torch.isfinite(loss) and loss > 0 and q_taken.abs().max() <= 10
+        loss.backward()
+        assert all(grads_of(agent.q)) and all(p.grad is None for p in agent.q_target.parameters())
+        metrics = agent.update(batch)
+        assert torch.isfinite(metrics["td"])
+
+
+def test_dueling_head_is_value_plus_centered_advantage():
+    torch.manual_seed(0)
+    q = QNetwork(3, 4, [16, 16], "relu", dueling=True)
+    obs = torch.randn(5, 3)
+    features = q.trunk(obs)
+    value, advantages = q.value_head(features), q.advantage_head(features)
+    torch.testing.assert_close(q(obs), value + advantages - advantages.mean(-1, keepdim=True))
+    torch.testing.assert_close(q(obs).mean(-1), value.squeeze(-1))
+
+
+def test_dueling_double_dqn_loss_trains_trunk_and_both_heads():
+    torch.manual_seed(0)
+    agent = DQN(BOX_OBS, gym.spaces.Discrete(3), NET, CPU, total_steps=1000, double=True, dueling=True)
+    loss, _ = agent.loss(fake_offpolicy_batch(32, torch.randint(0, 3, (32,))))
+    loss.backward()
+    assert all(grads_of(agent.q)) and all(p.grad is None for p in agent.q_target.parameters())

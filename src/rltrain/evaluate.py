@@ -73,7 +73,6 @@ def load_agent(checkpoint_path: Path, device_name: str):
 
 def record_video(agent, config: dict, device, seed: int, path: Path) -> tuple[Path, float]:
     """Roll out one deterministic episode with rgb_array rendering and write it as an mp4."""
-    import gymnasium as gym
     import numpy as np
     import torch
 
@@ -85,7 +84,9 @@ def record_video(agent, config: dict, device, seed: int, path: Path) -> tuple[Pa
     except ImportError:
         raise RltrainError("video=true needs the video extra: pip install 'rltrain[video]'.") from None
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering needs no display
-    env = gym.make(config["env"]["id"], render_mode="rgb_array", **config["env"].get("kwargs", {}))
+    from rltrain.envs import make_env
+
+    env = make_env(config["env"], render_mode="rgb_array")
     frames, total = [], 0.0
     obs, _ = env.reset(seed=seed)
     frames.append(env.render())

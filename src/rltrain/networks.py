@@ -42,6 +42,53 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+class QNetwork(nn.Module):
+    """Q(s, .) over Discrete actions for the DQN family.
+
+    dueling=True splits the last layer into a state value and action advantages (Wang et al., 2016):
+        Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a'),
+    the mean making V and A identifiable. With a `support` of return values (C51), each action gets logits of a
+    categorical distribution over the support instead of one number; forward() then returns its expectation.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        num_actions: int,
+        hidden: list[int],
+        activation: str,
+        dueling: bool = False,
+        support: torch.Tensor | None = None,
+    ):
+        super().__init__()
+        self.num_actions, self.dueling = num_actions, dueling
+        self.atoms = 1 if support is None else int(support.numel())
+        self.register_buffer("support", support)
+        if dueling:
+            self.trunk = nn.Sequential(
+                mlp(obs_dim, hidden[-1], hidden[:-1], activation), activation_class(activation)()
+            )
+            self.value_head = mlp(hidden[-1], self.atoms, [], activation)
+            self.advantage_head = mlp(hidden[-1], num_actions * self.atoms, [], activation)
+        else:
+            self.body = mlp(obs_dim, num_actions * self.atoms, hidden, activation)
+
+    def logits(self, obs: torch.Tensor) -> torch.Tensor:
+        """[batch, actions, atoms]: Q values (atoms = 1) or per-action distribution logits."""
+        if not self.dueling:
+            return self.body(obs).view(-1, self.num_actions, self.atoms)
+        features = self.trunk(obs)
+        advantages = self.advantage_head(features).view(-1, self.num_actions, self.atoms)
+        return self.value_head(features).unsqueeze(1) + advantages - advantages.mean(1, keepdim=True)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Q(s, a) for every action: [batch, actions]."""
+        logits = self.logits(obs)
+        if self.support is None:
+            return logits.squeeze(-1)
+        return (logits.softmax(-1) * self.support).sum(-1)
+
+
 class EnsembleLinear(nn.Module):
     """`members` independent linear layers applied in one batched matmul: x [E, B, in] -> [E, B, out]."""
 

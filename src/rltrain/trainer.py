@@ -63,6 +63,8 @@ def check_fit(config: dict, algo_dir: Path | None = None) -> tuple[gym.Space, gy
     try:
         observation_space, action_space = env.observation_space, env.action_space
         problem = space_mismatch(cls, observation_space, action_space, env)
+        if problem and isinstance(action_space, gym.spaces.Box) and gym.spaces.Discrete in cls.action_spaces:
+            problem += "; add env.discretize=N to split each action dimension into N bins (e.g. env.discretize=11)"
         if problem:
             fits = fitting_algorithms(env, algo_dir) if algo_dir else []
             hint = f" Algorithms that fit {config['env']['id']}: {', '.join(fits)}." if fits else ""

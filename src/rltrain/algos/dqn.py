@@ -1,4 +1,5 @@
-"""Deep Q-Network (Mnih et al., 2015); with double=true, Double DQN (van Hasselt et al., 2016).
+"""Deep Q-Network (Mnih et al., 2015); with double=true, Double DQN (van Hasselt et al., 2016); with dueling=true,
+a dueling head (Wang et al., 2016), combinable with double.
 
 Target:  y = r + gamma * (1 - terminated) * Q_target(s', a*)    (n_step > 1: the n-step return and gamma^n)
          a* = argmax_a Q_target(s', a)          (DQN)
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rltrain.networks import adam, mlp, soft_update
+from rltrain.networks import QNetwork, adam, soft_update
 
 
 class DQN:
@@ -37,6 +38,7 @@ class DQN:
         gamma: float = 0.99,
         n_step: int = 1,
         double: bool = False,
+        dueling: bool = False,
         buffer_size: int = 50_000,
         batch_size: int = 128,
         learning_starts: int = 1000,
@@ -53,7 +55,7 @@ class DQN:
         self.device = device
         self.num_actions = int(action_space.n)
         obs_dim = int(np.prod(observation_space.shape))
-        self.q = mlp(obs_dim, self.num_actions, list(network["hidden"]), network["activation"]).to(device)
+        self.q = QNetwork(obs_dim, self.num_actions, list(network["hidden"]), network["activation"], dueling).to(device)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.optimizer = adam(self.q.parameters(), lr, device)
 

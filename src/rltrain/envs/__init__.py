@@ -33,13 +33,61 @@ def check_env_id(env_id: str) -> None:
     raise RltrainError(f"env.id={env_id} is not a registered gymnasium environment.{hint}")
 
 
+class DiscretizedActions(gym.ActionWrapper):
+    """A Box action space as Discrete(bins ** dims): action k picks, for each dimension, one of `bins` evenly
+    spaced values from low to high (k enumerates the combinations, the last dimension fastest)."""
+
+    def __init__(self, env: gym.Env, bins: int):
+        super().__init__(env)
+        box = env.action_space
+        self.grid_shape = (bins,) * box.shape[0]
+        self.values = [np.linspace(low, high, bins, dtype=box.dtype) for low, high in zip(box.low, box.high)]
+        self.dtype = box.dtype
+        self.action_space = gym.spaces.Discrete(bins ** box.shape[0])
+
+    def action(self, action) -> np.ndarray:
+        per_dimension = np.unravel_index(int(action), self.grid_shape)
+        return np.array([values[i] for values, i in zip(self.values, per_dimension)], dtype=self.dtype)
+
+
+MAX_DISCRETE_ACTIONS = 4096
+
+
+def action_wrappers(env_cfg: dict, action_space: gym.Space) -> list:
+    """The wrappers env.discretize asks for, after checking that it fits the env's action space."""
+    bins = env_cfg.get("discretize")
+    if bins is None:
+        return []
+    if not isinstance(bins, int) or isinstance(bins, bool) or bins < 2:
+        raise RltrainError(f"env.discretize={bins} must be a whole number of bins >= 2 (or null).")
+    if not isinstance(action_space, gym.spaces.Box) or len(action_space.shape) != 1:
+        raise RltrainError(
+            f"env.discretize={bins} needs a flat Box action space, but {env_cfg['id']} has {action_space}."
+        )
+    if not np.all(np.isfinite(action_space.low) & np.isfinite(action_space.high)):
+        raise RltrainError(f"env.discretize needs finite action bounds, but {env_cfg['id']} has {action_space}.")
+    if bins ** action_space.shape[0] > MAX_DISCRETE_ACTIONS:
+        raise RltrainError(
+            f"env.discretize={bins} on {action_space.shape[0]} action dimensions makes {bins ** action_space.shape[0]} "
+            f"actions, more than {MAX_DISCRETE_ACTIONS}; use fewer bins."
+        )
+    return [lambda env: DiscretizedActions(env, bins)]
+
+
 def make_env(env_cfg: dict, render_mode: str | None = None) -> gym.Env:
-    """One plain env instance, for the loops that step a single env (tabular, bandit, planning)."""
+    """One plain env instance (with env.discretize applied), for probing spaces and for single-env loops."""
     check_env_id(env_cfg["id"])
     kwargs = dict(env_cfg.get("kwargs", {}))
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
-    return gym.make(env_cfg["id"], **kwargs)
+    env = gym.make(env_cfg["id"], **kwargs)
+    try:
+        for wrap in action_wrappers(env_cfg, env.action_space):
+            env = wrap(env)
+    except RltrainError:
+        env.close()
+        raise
+    return env
 
 
 def grid_shape(env: gym.Env) -> tuple[int, int] | None:
@@ -61,8 +109,20 @@ def make_vector_env(env_cfg: dict, num_envs: int, vectorization: str | None = No
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     vector_kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP} if mode != "vector_entry_point" else {}
+    wrappers = None
+    if env_cfg.get("discretize") is not None:
+        if mode == "vector_entry_point":
+            raise RltrainError("env.discretize wraps each env, so it needs env.vectorization=sync or async.")
+        probe = gym.make(env_cfg["id"], **kwargs)
+        probe.close()
+        wrappers = action_wrappers(env_cfg, probe.action_space)
     envs = gym.make_vec(
-        env_cfg["id"], num_envs=num_envs, vectorization_mode=mode, vector_kwargs=vector_kwargs, **kwargs
+        env_cfg["id"],
+        num_envs=num_envs,
+        vectorization_mode=mode,
+        vector_kwargs=vector_kwargs,
+        wrappers=wrappers,
+        **kwargs,
     )
     autoreset = envs.metadata.get("autoreset_mode")
     if autoreset != AutoresetMode.SAME_STEP:
