@@ -1,4 +1,5 @@
-"""`make bench`: each tuned preset with rltrain, and the same case with stable-baselines3 + RL Zoo hyperparameters.
+"""`make bench`: each tuned preset with rltrain, and the same case with stable-baselines3 (sb3-contrib for
+TRPO) and the RL Zoo's hyperparameters.
 
 Both run one after the other on this machine, one torch thread each, evaluated the same way (10 deterministic
 episodes every `--eval-every` env steps on a separate env). Reported: wall time, SPS, final eval return and the
@@ -21,14 +22,29 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-# name: (algo, env preset, gymnasium id, threshold)
+# name: (algo, env preset, gymnasium id, threshold, extra rltrain overrides, SB3 / sb3-contrib class or None)
 CASES = {
-    "ppo-cartpole": ("ppo", "cartpole", "CartPole-v1", 475.0),
-    "dqn-cartpole": ("dqn", "cartpole", "CartPole-v1", 475.0),
-    "sac-pendulum": ("sac", "pendulum", "Pendulum-v1", -200.0),
-    "ppo-pendulum": ("ppo", "pendulum", "Pendulum-v1", -250.0),
-    "ddpg-pendulum": ("ddpg", "pendulum", "Pendulum-v1", -200.0),
-    "td3-pendulum": ("td3", "pendulum", "Pendulum-v1", -200.0),
+    "ppo-cartpole": ("ppo", "cartpole", "CartPole-v1", 475.0, [], "PPO"),
+    "dqn-cartpole": ("dqn", "cartpole", "CartPole-v1", 475.0, [], "DQN"),
+    "sac-pendulum": ("sac", "pendulum", "Pendulum-v1", -200.0, [], "SAC"),
+    "ppo-pendulum": ("ppo", "pendulum", "Pendulum-v1", -250.0, [], "PPO"),
+    "ddpg-pendulum": ("ddpg", "pendulum", "Pendulum-v1", -200.0, [], "DDPG"),
+    "td3-pendulum": ("td3", "pendulum", "Pendulum-v1", -200.0, [], "TD3"),
+    "a2c-cartpole": ("a2c", "cartpole", "CartPole-v1", 475.0, [], "A2C"),
+    "trpo-cartpole": ("trpo", "cartpole", "CartPole-v1", 475.0, [], "TRPO"),
+    "trpo-pendulum": ("trpo", "pendulum", "Pendulum-v1", -250.0, [], "TRPO"),
+    # no SB3 counterpart with RL Zoo settings: rltrain's own figures
+    "reinforce-cartpole": ("reinforce", "cartpole", "CartPole-v1", 450.0, [], None),
+    "c51-cartpole": ("c51", "cartpole", "CartPole-v1", 475.0, [], None),
+    "dueling-double-dqn-cartpole": (
+        "dqn",
+        "cartpole",
+        "CartPole-v1",
+        475.0,
+        ["algo.dueling=true", "algo.double=true"],
+        None,
+    ),
+    "dqn-pendulum-11-bins": ("dqn", "pendulum", "Pendulum-v1", -250.0, ["env.discretize=11"], None),
 }
 
 
@@ -66,12 +82,13 @@ def run_tabular(name: str) -> dict:
 
 
 def run_rltrain(case: str, seed: int, eval_every: int) -> dict:
-    algo, env, _, threshold = CASES[case]
+    algo, env, _, threshold, overrides, _ = CASES[case]
     run_dir = RESULTS / "runs" / f"rltrain-{case}-{seed}-{int(time.time())}"
     command = [
         str(Path(sys.executable).parent / "rltrain"),
         f"algo={algo}",
         f"env={env}",
+        *overrides,
         f"seed={seed}",
         f"eval.every={eval_every}",
         "eval.episodes=10",
@@ -103,16 +120,17 @@ def sb3_worker(case: str, seed: int, eval_every: int, out: Path) -> None:
     import gymnasium as gym
     import numpy as np
     import rl_zoo3
+    import sb3_contrib
+    import stable_baselines3
     import torch
     import yaml
-    from stable_baselines3 import DDPG, DQN, PPO, SAC, TD3
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 
     torch.set_num_threads(1)
-    algo, _, env_id, threshold = CASES[case]
+    algo, _, env_id, threshold, _, class_name = CASES[case]
     zoo = yaml.safe_load((Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml").read_text())[env_id]
     hyper = dict(zoo)
     total = int(float(hyper.pop("n_timesteps")))
@@ -132,8 +150,8 @@ def sb3_worker(case: str, seed: int, eval_every: int, out: Path) -> None:
         noise_class = NormalActionNoise if noise_type == "normal" else OrnsteinUhlenbeckActionNoise
         hyper["action_noise"] = noise_class(mean=np.zeros(size), sigma=noise_std * np.ones(size))
     eval_env = gym.make(env_id)
-    algorithms = {"ppo": PPO, "dqn": DQN, "sac": SAC, "ddpg": DDPG, "td3": TD3}
-    model = algorithms[algo](policy, env, seed=seed, device="cpu", verbose=0, **hyper)
+    algorithm = getattr(stable_baselines3, class_name, None) or getattr(sb3_contrib, class_name)
+    model = algorithm(policy, env, seed=seed, device="cpu", verbose=0, **hyper)
 
     class Evaluate(BaseCallback):
         def __init__(self):
@@ -280,7 +298,8 @@ def main() -> None:
     cases = [] if args.tabular_only else (args.only or list(CASES))
     for case in cases:
         for seed in args.seeds:
-            runners = [("rltrain", run_rltrain)] + ([] if args.no_sb3 else [("sb3", run_sb3)])
+            with_sb3 = not args.no_sb3 and CASES[case][5] is not None
+            runners = [("rltrain", run_rltrain)] + ([("sb3", run_sb3)] if with_sb3 else [])
             for name, runner in runners:
                 print(f"[bench] {case} seed {seed}: {name} ...", flush=True)
                 result = runner(case, seed, args.eval_every)
