@@ -34,6 +34,8 @@ test-fast: install  ## everything but the learning tests
 
 bench: install  ## rltrain vs stable-baselines3 (RL Zoo hyperparameters) -> bench/results/
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[bench]"
+	@# only rl_zoo3's hyperparameter files are read; its optuna>=3 would break the optuna sweeper's optuna 2.10
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps "rl_zoo3>=2.3"
 	$(PY) bench/run.py $(ARGS)
 
 tensorboard: install

@@ -117,9 +117,10 @@ def run_rltrain(case: str, seed: int, eval_every: int) -> dict:
 
 def sb3_worker(case: str, seed: int, eval_every: int, out: Path) -> None:
     """Train the case with SB3 and the RL Zoo's hyperparameters (runs in its own process)."""
+    import importlib.util
+
     import gymnasium as gym
     import numpy as np
-    import rl_zoo3
     import sb3_contrib
     import stable_baselines3
     import torch
@@ -131,7 +132,10 @@ def sb3_worker(case: str, seed: int, eval_every: int, out: Path) -> None:
 
     torch.set_num_threads(1)
     algo, _, env_id, threshold, _, class_name = CASES[case]
-    zoo = yaml.safe_load((Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml").read_text())[env_id]
+    # only rl_zoo3's hyperparameter files are read: importing it would need its optuna >= 3, which the optuna
+    # sweeper (optuna 2.10) in the same environment cannot have
+    zoo_dir = Path(importlib.util.find_spec("rl_zoo3").submodule_search_locations[0])
+    zoo = yaml.safe_load((zoo_dir / "hyperparams" / f"{algo}.yml").read_text())[env_id]
     hyper = dict(zoo)
     total = int(float(hyper.pop("n_timesteps")))
     n_envs = int(hyper.pop("n_envs", 1))

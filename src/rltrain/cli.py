@@ -36,7 +36,13 @@ def run_dir_for(resume: str | None, name: str) -> str:
     return f"outputs/{name}/{datetime.now():%Y-%m-%d_%H-%M-%S}_{run_id()}"
 
 
-OmegaConf.register_new_resolver("rltrain_uid", run_id, replace=True)
+def sweep_id() -> str:
+    """<date>_<time>_<id> of this sweep, fixed in the environment so that every job of it, in whatever process,
+    machine or Ray worker the launcher puts it, resolves the same sweep folder (Ray gets it via runtime_env)."""
+    return os.environ.setdefault("RLTRAIN_SWEEP_ID", f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{run_id()}")
+
+
+OmegaConf.register_new_resolver("rltrain_sweep_id", sweep_id, replace=True)
 OmegaConf.register_new_resolver("rltrain_run_dir", run_dir_for, replace=True)
 # a resumed run must not overwrite the .hydra/ record of the run it continues
 OmegaConf.register_new_resolver("rltrain_hydra_subdir", lambda resume: None if resume else ".hydra", replace=True)
@@ -90,34 +96,69 @@ def discard_if_empty(run_dir: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def train(cfg: DictConfig) -> float | None:
-    from rltrain.trainer import Trainer  # heavy imports after Hydra has parsed the command line
-
+    """One run, or sweep.seeds runs of the same config (the return is their mean final eval return)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    multirun = HydraConfig.get().mode.name == "MULTIRUN"
     try:
-        if cfg.resume:
-            config, payload = resumed_config(cfg)
-        else:
-            config, payload = plain_config(cfg), None
-        trainer = Trainer(config, run_dir, algo_dir=config_dir() / "algo", resume=payload)
+        return train_seeds(cfg, run_dir)
     except RltrainError as exc:
-        if not cfg.resume:
+        if not multirun and not cfg.resume:
             discard_if_empty(run_dir)
-        return fail(exc)
-    try:
-        summary = trainer.run()
-    except RltrainError as exc:
-        return fail(exc)
+        return fail(exc, run_dir, multirun)
+    except Exception as exc:  # a bug or a library error: in a sweep, one failed job must not stop the others
+        if not multirun:
+            raise
+        return fail(exc, run_dir, multirun)
+
+
+def train_seeds(cfg: DictConfig, run_dir: Path) -> float | None:
+    from rltrain.logger import write_json  # heavy imports after Hydra has parsed the command line
+    from rltrain.trainer import Trainer
+
+    if cfg.resume:
+        config, payload = resumed_config(cfg)
+        seeds = 1
+    else:
+        config, payload = plain_config(cfg), None
+        seeds = int(config["sweep"]["seeds"])
+    if seeds == 1:
+        return train_one(Trainer(config, run_dir, algo_dir=config_dir() / "algo", resume=payload), run_dir)
+    # several seeds of one setting: each in its own folder, the objective is their mean
+    returns = []
+    for offset in range(seeds):
+        seeded = {**config, "seed": int(config["seed"]) + offset}
+        seed_dir = run_dir / f"seed_{seeded['seed']}"
+        returns.append(train_one(Trainer(seeded, seed_dir, algo_dir=config_dir() / "algo"), seed_dir))
+    mean = sum(returns) / len(returns)
+    write_json(
+        run_dir / "sweep_result.json",
+        {"seeds": [int(config["seed"]) + k for k in range(seeds)], "eval_return_means": returns, "mean": mean},
+    )
+    print(f"Mean final eval return over {seeds} seeds: {mean:.1f} ({', '.join(f'{r:.1f}' for r in returns)})")
+    return mean
+
+
+def train_one(trainer, run_dir: Path) -> float:
+    summary = trainer.run()
     print_artifacts(run_dir, summary)
     if summary["interrupted"]:
         sys.exit(130)
     return summary["eval_return_mean"]
 
 
-def fail(exc: RltrainError):
-    if os.environ.get("HYDRA_FULL_ERROR") == "1" or HydraConfig.get().mode.name == "MULTIRUN":
-        raise exc  # a sweep records the failed job; HYDRA_FULL_ERROR=1 shows the traceback
-    print(f"rltrain: error: {exc}", file=sys.stderr)
-    sys.exit(2)
+def fail(exc: Exception, run_dir: Path, multirun: bool) -> float:
+    """A single run exits 2 with one sentence; a sweep job records the failure and lets the sweep go on."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise exc
+    message = str(exc) if isinstance(exc, RltrainError) else f"{type(exc).__name__}: {exc}"
+    print(f"rltrain: error: {message}", file=sys.stderr)
+    if not multirun:
+        sys.exit(2)
+    from rltrain.logger import write_json
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "failed.json", {"error": message, "overrides": list(HydraConfig.get().overrides.task)})
+    return float("nan")  # Optuna records a NaN objective as a failed trial
 
 
 def print_artifacts(run_dir: Path, summary: dict) -> None:

@@ -212,6 +212,7 @@ class Trainer:
         if self.step >= self.next_log:
             self.next_log = self._next_multiple(self.log_every)
             if self.latest_metrics:
+                self.check_finite(self.latest_metrics)
                 self.logger.scalars(self.step, self.latest_metrics, "losses")
             self.logger.scalars(self.step, {"sps": self.logger.sps(self.step)}, "perf")
         if self.step >= self.next_progress:
@@ -224,6 +225,15 @@ class Trainer:
             self.next_checkpoint = self._next_multiple(self.checkpoint_every)
             self.save_checkpoint()
         return not self.stop_requested and self.step < self.total_steps
+
+    def check_finite(self, metrics: dict) -> None:
+        """Stop a diverged run (NaN or infinite losses) with one sentence instead of training on garbage."""
+        bad = [name for name, value in metrics.items() if not math.isfinite(float(value))]
+        if bad:
+            raise RltrainError(
+                f"training diverged at step {self.step}: {', '.join(bad)} became {float(metrics[bad[0]])}; "
+                "lower the learning rate (algo.lr) or clip gradients harder (algo.max_grad_norm)."
+            )
 
     # --- evaluation and checkpoints -----------------------------------------------------------------------
     def evaluate(self) -> tuple[float, float]:
@@ -290,6 +300,9 @@ class Trainer:
         try:
             if self.step < self.total_steps or self.kind == "planning":
                 LOOPS[self.agent.kind](self)
+        except BaseException:
+            self.close()  # flush the curves so far and stop env workers; the last checkpoint stays as it was
+            raise
         finally:
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
