@@ -324,6 +324,7 @@ class Trainer:
             "device": str(self.device),
             "interrupted": interrupted,
             "eval_history": self.eval_history,
+            "config": self.config,
             **{k: v for k, v in self.loop_state.items() if isinstance(v, (int, float))},
         }
         self.log_value_table()
