@@ -81,6 +81,37 @@ def run_tabular(name: str) -> dict:
     }
 
 
+SWEEP = ["algo=ppo,dqn", "env=cartpole", "seed=0,1,2", "log.progress=false"]
+
+
+def run_sweep(launcher_overrides: list[str]) -> dict:
+    """The 2-algorithm x 3-seed CartPole sweep, timed from the command to its exit."""
+    sweep_dir = RESULTS / "runs" / f"sweep-{'-'.join(launcher_overrides) or 'basic'}-{int(time.time())}"
+    command = [str(Path(sys.executable).parent / "rltrain"), "-m", *SWEEP, *launcher_overrides]
+    command.append(f"hydra.sweep.dir={sweep_dir}")
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    finals = [json.loads(p.read_text())["eval_return_mean"] for p in sorted(sweep_dir.glob("*/summary.json"))]
+    return {"launcher": " ".join(launcher_overrides) or "basic (sequential)", "wall_s": wall, "finals": finals}
+
+
+def sweep_report(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Sweep: `rltrain -m algo=ppo,dqn env=cartpole seed=0,1,2` (6 jobs)",
+        "",
+        "| launcher | wall s (command to exit) | ratio to sequential | final returns |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        finals = ", ".join(f"{v:.0f}" for v in r["finals"])
+        lines.append(f"| {r['launcher']} | {r['wall_s']:.1f} | {r['wall_s'] / rows[0]['wall_s']:.2f} | {finals} |")
+    return lines
+
+
 def run_rltrain(case: str, seed: int, eval_every: int) -> dict:
     algo, env, _, threshold, overrides, _ = CASES[case]
     run_dir = RESULTS / "runs" / f"rltrain-{case}-{seed}-{int(time.time())}"
@@ -291,6 +322,8 @@ def main() -> None:
     parser.add_argument("--no-sb3", action="store_true", help="rltrain only")
     parser.add_argument("--no-tabular", action="store_true", help="skip the tabular speed figures")
     parser.add_argument("--tabular-only", action="store_true", help="only the tabular speed figures")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the sequential vs joblib sweep timing")
+    parser.add_argument("--sweep-only", action="store_true", help="only the sequential vs joblib sweep timing")
     parser.add_argument("--sb3-worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -299,7 +332,7 @@ def main() -> None:
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
     results = []
-    cases = [] if args.tabular_only else (args.only or list(CASES))
+    cases = [] if args.tabular_only or args.sweep_only else (args.only or list(CASES))
     for case in cases:
         for seed in args.seeds:
             with_sb3 = not args.no_sb3 and CASES[case][5] is not None
@@ -313,15 +346,20 @@ def main() -> None:
                     flush=True,
                 )
                 results.append(result)
+    sweeps = []
+    if not args.no_sweep and not args.only and not args.tabular_only:
+        for launcher in ([], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]):
+            print(f"[bench] sweep {' '.join(launcher) or 'basic launcher'} ...", flush=True)
+            sweeps.append(run_sweep(launcher))
     tabular = []
-    if not args.no_tabular and not args.only:
+    if not args.no_tabular and not args.only and not args.sweep_only:
         for name in TABULAR:
             print(f"[bench] {name} ...", flush=True)
             tabular.append(run_tabular(name))
     stamp = f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
-    text = report(results, args) + "\n".join(tabular_report(tabular)) + "\n"
+    text = report(results, args) + "\n".join(tabular_report(tabular) + sweep_report(sweeps)) + "\n"
     (RESULTS / f"{stamp}.md").write_text(text)
-    (RESULTS / f"{stamp}.json").write_text(json.dumps({"deep": results, "tabular": tabular}, indent=2))
+    (RESULTS / f"{stamp}.json").write_text(json.dumps({"deep": results, "tabular": tabular, "sweep": sweeps}, indent=2))
     print(text)
     print(f"written: {RESULTS / (stamp + '.md')}")
 

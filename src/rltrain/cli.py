@@ -146,7 +146,7 @@ def train_one(trainer, run_dir: Path) -> float:
     return summary["eval_return_mean"]
 
 
-def fail(exc: Exception, run_dir: Path, multirun: bool) -> float:
+def fail(exc: Exception, run_dir: Path, multirun: bool) -> None:
     """A single run exits 2 with one sentence; a sweep job records the failure and lets the sweep go on."""
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         raise exc
@@ -158,7 +158,7 @@ def fail(exc: Exception, run_dir: Path, multirun: bool) -> float:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "failed.json", {"error": message, "overrides": list(HydraConfig.get().overrides.task)})
-    return float("nan")  # Optuna records a NaN objective as a failed trial
+    return None  # the Optuna sweeper records a trial without a value as failed (a NaN would break it)
 
 
 def print_artifacts(run_dir: Path, summary: dict) -> None:
