@@ -114,8 +114,14 @@ def test_ray_launcher_joins_a_local_cluster_and_all_jobs_share_the_sweep_folder(
     ray = shutil.which("ray", path=str(BIN))
     if ray is None:
         pytest.skip("the cluster extra (ray) is not installed")
-    # a head on the loopback interface only: no external address, no dashboard, no usage reporting
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    # a head on the loopback interface only: no external address, no dashboard, no usage reporting, and no token
+    # auth (a local `ray.init()` leaves a token in ~/.ray that would otherwise switch it on for one side only)
+    env = {
+        **os.environ,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "disabled",
+    }
     port = free_port()
     start = [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2"]
     start += ["--include-dashboard=false", "--disable-usage-stats"]
