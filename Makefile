@@ -26,11 +26,11 @@ train: install  ## make train ARGS="algo=sac env=pendulum seed=1"
 eval: install  ## make eval ARGS="run=outputs/ppo-cartpole/<run> episodes=20 video=true"
 	$(VENV)/bin/rltrain-eval $(ARGS)
 
-test: install  ## the whole suite, learning tests included
-	$(PY) -m pytest -q
+test: install  ## the whole suite, learning tests included, one test process per core
+	$(PY) -m pytest -q -n auto
 
 test-fast: install  ## everything but the learning tests
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto -m "not slow"
 
 bench: install  ## rltrain vs stable-baselines3 (RL Zoo hyperparameters) -> bench/results/
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[bench]"

@@ -147,3 +147,10 @@ def test_killed_run_resumes_from_its_last_checkpoint(workdir):
     assert result.returncode == 0, result.stderr
     steps = scalar_steps(workdir / "run", "perf/sps")
     assert steps == sorted(set(steps)) and steps[-1] == saved_step + 2048
+
+
+def test_a_diverged_loss_stops_the_run_with_one_sentence(tmp_path):
+    trainer = Trainer(tiny(compose_config("algo=dqn", "env=cartpole")), tmp_path)
+    with pytest.raises(RltrainError, match=r"training diverged at step 0: td became nan; lower the learning rate"):
+        trainer.check_finite({"td": torch.tensor(float("nan")), "q_mean": 1.0})
+    trainer.close()

@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from conftest import compose_config, tiny
+from conftest import compose_config, run_cli, tiny
 from rltrain.envs import DiscretizedActions, action_wrappers, make_env, make_vector_env
 from rltrain.errors import RltrainError
 from rltrain.trainer import Trainer
@@ -62,3 +62,15 @@ def test_discretize_on_a_discrete_env_fails_before_training(tmp_path):
 def test_dqn_on_a_box_env_suggests_discretize(tmp_path):
     with pytest.raises(RltrainError, match=r"add env.discretize=N .*env.discretize=11"):
         Trainer(tiny(compose_config("algo=dqn", "env=pendulum")), tmp_path)
+
+
+def test_a_discretized_run_evaluates_and_records_video_through_the_cli(workdir):
+    train = run_cli(
+        "algo=dqn", "env=pendulum", "env.discretize=5", "total_steps=400", "algo.learning_starts=100",
+        "eval.episodes=1", "log.progress=false", cwd=workdir,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr
+    [run] = (workdir / "outputs" / "dqn-pendulum").iterdir()
+    result = run_cli(f"run={run}", "episodes=2", "video=true", script="rltrain-eval", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert list(run.glob("**/*.mp4"))
