@@ -91,9 +91,9 @@ def test_sac_log_prob_matches_the_tanh_change_of_variables():
     assert action.abs().max() <= 1
 
 
-def ppo_batch(agent: PPO, n: int, discrete: bool) -> dict:
-    obs = torch.randn(n, 3)
-    out = agent.policy_step(obs)
+def rollout_batch(agent, n: int) -> dict:
+    """A fake on-policy batch for agents with an ActorCritic (A2C, TRPO, REINFORCE)."""
+    out = agent.policy_step(torch.randn(n, 3))
     return {
         "obs": out["obs"],
         "actions": out["action"],
@@ -101,6 +101,7 @@ def ppo_batch(agent: PPO, n: int, discrete: bool) -> dict:
         "values": out["value"],
         "advantages": torch.randn(n),
         "returns": torch.randn(n),
+        "episodes": torch.tensor(2),
     }
 
 
@@ -108,7 +109,7 @@ def test_ppo_loss_is_finite_and_trains_actor_and_critic_for_both_action_kinds():
     torch.manual_seed(0)
     for action_space, discrete in ((gym.spaces.Discrete(3), True), (gym.spaces.Box(-1, 1, (2,), np.float32), False)):
         agent = PPO(BOX_OBS, action_space, NET, CPU, total_steps=1000, num_envs=1, entropy_coef=0.01, clip_value=0.2)
-        batch = ppo_batch(agent, 32, discrete)
+        batch = rollout_batch(agent, 32)
         loss, parts = agent.loss(batch)
         assert torch.isfinite(loss) and all(torch.isfinite(torch.as_tensor(v)) for v in parts.values())
         # at the old policy the ratio is 1: no clipping, KL 0
@@ -121,7 +122,7 @@ def test_ppo_loss_is_finite_and_trains_actor_and_critic_for_both_action_kinds():
 def test_ppo_value_loss_reaches_only_the_critic():
     torch.manual_seed(0)
     agent = PPO(BOX_OBS, gym.spaces.Discrete(3), NET, CPU, total_steps=1000, num_envs=1)
-    _, parts = agent.loss(ppo_batch(agent, 32, True))
+    _, parts = agent.loss(rollout_batch(agent, 32))
     # the parts are detached for logging; recompute the value loss the way loss() does
     value = agent.policy.critic(torch.randn(8, 3)).squeeze(-1)
     (value - torch.randn(8)).square().mean().backward()
@@ -168,20 +169,6 @@ def test_exploration_stays_inside_the_action_box_for_both_noises():
         )
         actions = torch.cat([agent.act(torch.randn(3, 3), explore=True) for _ in range(20)])
         assert actions.abs().max() <= 2.0 and actions.std() > 0.5
-
-
-def rollout_batch(agent, n: int) -> dict:
-    """A fake on-policy batch for agents with an ActorCritic (A2C, TRPO, REINFORCE)."""
-    out = agent.policy_step(torch.randn(n, 3))
-    return {
-        "obs": out["obs"],
-        "actions": out["action"],
-        "log_probs": out["log_prob"],
-        "values": out["value"],
-        "advantages": torch.randn(n),
-        "returns": torch.randn(n),
-        "episodes": torch.tensor(2),
-    }
 
 
 ACTION_SPACES = ((gym.spaces.Discrete(3), True), (gym.spaces.Box(-1, 1, (2,), np.float32), False))

@@ -154,3 +154,25 @@ def anneal_learning_rate(optimizer: torch.optim.Optimizer, lr: float, fraction_d
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
     """1 - Var[R - V] / Var[R]: 1 is a perfect value function, 0 no better than a constant."""
     return 1.0 - (returns - values).var() / returns.var().clamp_min(1e-8)
+
+
+def fit_value(
+    critic: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    obs: torch.Tensor,
+    returns: torch.Tensor,
+    epochs: int,
+    minibatch: int,
+) -> torch.Tensor:
+    """Regress V(obs) on the returns: `epochs` passes over shuffled minibatches; the last minibatch's loss."""
+    size = obs.shape[0]
+    minibatch = min(minibatch, size)
+    for _ in range(epochs):
+        order = torch.randperm(size, device=obs.device)
+        for start in range(0, size - minibatch + 1, minibatch):
+            index = order[start : start + minibatch]
+            loss = (critic(obs[index]).squeeze(-1) - returns[index]).square().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return loss.detach()

@@ -17,7 +17,7 @@ from torch import nn
 
 from rltrain.errors import RltrainError
 from rltrain.networks import adam
-from rltrain.policies import ActorCritic, forwards_to_policy
+from rltrain.policies import ActorCritic, fit_value, forwards_to_policy
 
 BASELINES = ("none", "mean", "value")
 
@@ -94,18 +94,14 @@ class Reinforce:
         }
 
     def fit_value(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        size = batch["obs"].shape[0]
-        minibatch = min(self.value_minibatch, size)
-        for _ in range(self.value_epochs):
-            order = torch.randperm(size, device=self.device)
-            for start in range(0, size - minibatch + 1, minibatch):
-                index = order[start : start + minibatch]
-                value = self.policy.critic(batch["obs"][index]).squeeze(-1)
-                loss = (value - batch["returns"][index]).square().mean()
-                self.value_optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.value_optimizer.step()
-        return loss.detach()
+        return fit_value(
+            self.policy.critic,
+            self.value_optimizer,
+            batch["obs"],
+            batch["returns"],
+            self.value_epochs,
+            self.value_minibatch,
+        )
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         loss, metrics = self.loss(batch)

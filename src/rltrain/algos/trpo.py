@@ -19,7 +19,7 @@ from torch.distributions import kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from rltrain.networks import adam
-from rltrain.policies import ActorCritic, explained_variance, forwards_to_policy
+from rltrain.policies import ActorCritic, explained_variance, fit_value, forwards_to_policy
 
 
 def conjugate_gradient(
@@ -149,18 +149,15 @@ class TRPO:
         }
 
     def fit_value(self, batch: dict[str, torch.Tensor]) -> float:
-        size = batch["obs"].shape[0]
-        minibatch = min(self.value_minibatch, size)
-        for _ in range(self.value_epochs):
-            order = torch.randperm(size, device=self.device)
-            for start in range(0, size - minibatch + 1, minibatch):
-                index = order[start : start + minibatch]
-                value = self.policy.critic(batch["obs"][index]).squeeze(-1)
-                loss = (value - batch["returns"][index]).square().mean()
-                self.value_optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.value_optimizer.step()
-        return float(loss.detach())
+        loss = fit_value(
+            self.policy.critic,
+            self.value_optimizer,
+            batch["obs"],
+            batch["returns"],
+            self.value_epochs,
+            self.value_minibatch,
+        )
+        return float(loss)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         metrics = self.natural_gradient_step(batch)
