@@ -27,15 +27,28 @@ def test_unknown_device_is_named():
 
 @needs_cuda
 @pytest.mark.parametrize(
-    "algo,env", [("ppo", "cartpole"), ("ppo", "pendulum"), ("dqn", "cartpole"), ("sac", "pendulum")]
+    "algo,env,extra",
+    [
+        ("ppo", "cartpole", ()),
+        ("ppo", "pendulum", ()),
+        ("a2c", "cartpole", ()),
+        ("trpo", "pendulum", ()),
+        ("reinforce", "cartpole", ()),
+        ("dqn", "cartpole", ("algo.dueling=true", "algo.double=true")),
+        ("dqn", "pendulum", ("env.discretize=11",)),
+        ("c51", "cartpole", ()),
+        ("sac", "pendulum", ()),
+        ("td3", "pendulum", ()),
+    ],
 )
-def test_training_runs_on_cuda(algo, env, tmp_path):
-    config = tiny(compose_config(f"algo={algo}", f"env={env}", "device=cuda"), total_steps=512)
+def test_training_runs_on_cuda(algo, env, extra, tmp_path):
+    config = tiny(compose_config(f"algo={algo}", f"env={env}", "device=cuda", *extra), total_steps=512)
     config["checkpoint"]["replay_buffer"] = True
     trainer = Trainer(config, tmp_path)
     summary = trainer.run()
     assert summary["device"] == "cuda" and summary["env_steps"] >= 512
-    networks = [m for m in vars(trainer.agent).values() if isinstance(m, torch.nn.Module)]
+    holders = [trainer.agent, getattr(trainer.agent, "policy", None)]  # on-policy agents keep theirs in .policy
+    networks = [m for h in holders if h is not None for m in vars(h).values() if isinstance(m, torch.nn.Module)]
     assert networks and all(p.is_cuda for m in networks for p in m.parameters())
     if trainer.replay is not None:
         assert trainer.replay.obs.is_cuda
