@@ -80,6 +80,7 @@ class EpisodeBuffer:
 
     def add(self, obs, actions, rewards, ended) -> None:
         """One vector step: numpy rows of obs and actions, rewards [N], ended [N] (terminated or truncated)."""
+        obs, actions = np.array(obs), np.array(actions)  # own copies: the caller's arrays may be reused
         for i, steps in enumerate(self.open):
             steps.append((obs[i], actions[i], float(rewards[i])))
             if ended[i]:
