@@ -13,6 +13,20 @@ from rltrain.buffers import EpisodeBuffer, RolloutBuffer
 from rltrain.envs import final_observations
 
 
+def truncation_bootstrap(agent, next_obs, infos, terminated, truncated, device) -> torch.Tensor | None:
+    """gamma * V(true final obs) for envs whose episode hit its time limit (zero for the others), or None when
+    none did: a time limit is not a real end, so the return the agent learns from goes on past it."""
+    only_truncated = truncated & ~terminated
+    if not only_truncated.any():
+        return None
+    final = final_observations(next_obs, infos)[only_truncated]
+    bootstrap = torch.zeros(len(truncated), dtype=torch.float32, device=device)
+    bootstrap[torch.as_tensor(only_truncated, device=device)] = agent.gamma * agent.value(
+        torch.as_tensor(final, dtype=torch.float32, device=device)
+    )
+    return bootstrap
+
+
 def onpolicy(trainer) -> None:
     """Collect rollout_steps x num_envs transitions, compute GAE, update; repeat."""
     agent, envs, device = trainer.agent, trainer.envs, trainer.device
@@ -38,12 +52,9 @@ def onpolicy(trainer) -> None:
             rewards_t = agent.scale_rewards(
                 torch.as_tensor(rewards, dtype=torch.float32, device=device), torch.as_tensor(dones, device=device)
             )
-            only_truncated = truncated & ~terminated
-            if only_truncated.any():
-                # time limit, not a real end: bootstrap with the value of the true final observation
-                final = final_observations(next_obs, infos)[only_truncated]
-                final_values = agent.value(torch.as_tensor(final, dtype=torch.float32, device=device))
-                rewards_t[torch.as_tensor(only_truncated, device=device)] += agent.gamma * final_values
+            bootstrap = truncation_bootstrap(agent, next_obs, infos, terminated, truncated, device)
+            if bootstrap is not None:
+                rewards_t += bootstrap
             rollout.obs[t] = step["obs"]
             rollout.actions[t] = step["action"]
             rollout.log_probs[t] = step["log_prob"]
@@ -69,11 +80,9 @@ def episodic(trainer) -> None:
         next_obs, rewards, terminated, truncated, infos = envs.step(step["env_action"].cpu().numpy())
         trainer.record_episodes(infos)
         rewards = rewards.astype(np.float32)
-        only_truncated = truncated & ~terminated
-        if only_truncated.any():
-            final = final_observations(next_obs, infos)[only_truncated]
-            final_values = agent.value(torch.as_tensor(final, dtype=torch.float32, device=device))
-            rewards[only_truncated] += agent.gamma * final_values.cpu().numpy()
+        bootstrap = truncation_bootstrap(agent, next_obs, infos, terminated, truncated, device)
+        if bootstrap is not None:
+            rewards += bootstrap.cpu().numpy()
         episodes.add(step["obs"].cpu().numpy(), step["action"].cpu().numpy(), rewards, terminated | truncated)
         obs = torch.as_tensor(next_obs, dtype=torch.float32, device=device)
         running = trainer.advance(envs.num_envs, None)

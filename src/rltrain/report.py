@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rltrain.errors import RltrainError
+from rltrain.logger import flatten
 
 DEFAULT_METRIC = "eval/return_mean"
 # config keys that never define a group: the seed is pooled, the rest is bookkeeping
@@ -66,16 +67,6 @@ def stratified_bootstrap_ci(
 
 
 # --- finding and reading runs -----------------------------------------------------------------------------
-def flatten(config: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
-    return flat
-
-
 def natural_key(text: str) -> list:
     """Sort job folders 0, 1, 2, ..., 10 rather than 0, 1, 10, 2."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
@@ -96,14 +87,20 @@ def find_runs(paths: list[Path]) -> tuple[list[Run], list[dict]]:
     return runs, failures
 
 
-def read_scalars(run_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """(steps, values) of one TensorBoard scalar of a run (a resumed run's files are merged), or None."""
+def event_files(run_dir: Path):
+    """A loaded EventAccumulator per TensorBoard file of the run (a resumed run has several)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    points: dict[int, float] = {}
     for events in sorted(run_dir.glob("events.out.tfevents.*")):
         accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
         accumulator.Reload()
+        yield accumulator
+
+
+def read_scalars(run_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(steps, values) of one TensorBoard scalar of a run, its files merged, or None."""
+    points: dict[int, float] = {}
+    for accumulator in event_files(run_dir):
         if tag in accumulator.Tags()["scalars"]:
             points.update({event.step: event.value for event in accumulator.Scalars(tag)})
     if not points:
@@ -113,14 +110,7 @@ def read_scalars(run_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray] | Non
 
 
 def scalar_tags(run_dir: Path) -> list[str]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    tags: set[str] = set()
-    for events in run_dir.glob("events.out.tfevents.*"):
-        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 1})
-        accumulator.Reload()
-        tags |= set(accumulator.Tags()["scalars"])
-    return sorted(tags)
+    return sorted({tag for accumulator in event_files(run_dir) for tag in accumulator.Tags()["scalars"]})
 
 
 def load_metric(runs: list[Run], metric: str, progress: bool) -> None:

@@ -15,7 +15,7 @@ import torch
 from rltrain import checkpoint
 from rltrain.agent import agent_class, build_agent, space_mismatch
 from rltrain.buffers import ReplayBuffer
-from rltrain.envs import grid_shape, make_env, make_vector_env
+from rltrain.envs import finished_episodes, grid_shape, make_env, make_vector_env
 from rltrain.errors import RltrainError
 from rltrain.logger import Logger, write_json
 from rltrain.loops import LOOPS, SINGLE_ENV_KINDS
@@ -193,10 +193,8 @@ class Trainer:
         return torch.as_tensor(obs, dtype=torch.float32, device=self.device)
 
     def record_episodes(self, infos: dict) -> None:
-        if "_episode" in infos:
-            mask = infos["_episode"]
-            for ret, length in zip(infos["episode"]["r"][mask], infos["episode"]["l"][mask]):
-                self.record_episode(float(ret), int(length))
+        for episodic_return, length in finished_episodes(infos):
+            self.record_episode(episodic_return, length)
 
     def record_episode(self, episodic_return: float, length: int) -> None:
         self.logger.episode(self.step, episodic_return, length)
