@@ -7,6 +7,7 @@ import pytest
 from conftest import ALGOS, ENVS, compose_config, tiny
 from rltrain.cli import config_dir
 from rltrain.errors import RltrainError
+from rltrain.loops import LOOPS
 from rltrain.trainer import Trainer
 
 GRIDS = ("cliffwalking", "frozenlake", "taxi")
@@ -29,7 +30,7 @@ def test_every_pair_composes_and_builds_or_names_the_mismatch(algo, env, tmp_pat
     assert config["algo"]["name"] == algo
     if (algo, env) in FITS:
         trainer = Trainer(config, tmp_path, algo_dir=config_dir() / "algo")
-        assert trainer.agent.kind in ("onpolicy", "episodic", "offpolicy", "bandit", "planning", "tabular")
+        assert trainer.agent.kind in LOOPS
         trainer.close()
     else:
         with pytest.raises(RltrainError) as error:

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from conftest import compose_config, tiny
+from rltrain.agent import resolve_device
 from rltrain.errors import RltrainError
-from rltrain.trainer import Trainer, resolve_device
+from rltrain.trainer import Trainer
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 

@@ -12,7 +12,8 @@ from rltrain.algos.dynamic_programming import PolicyIteration, ValueIteration, m
 from rltrain.algos.tabular_td import DynaQ, QLearning
 from rltrain.envs.bandit import BernoulliBandit
 from rltrain.errors import RltrainError
-from rltrain.trainer import Trainer, evaluate_policy
+from rltrain.evaluate import evaluate_policy
+from rltrain.trainer import Trainer
 
 
 def solve(planner_class, env, gamma=0.99):

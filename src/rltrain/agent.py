@@ -1,30 +1,156 @@
-"""The agent contract, and the one helper that builds an agent from its config."""
+"""The agent contract: a Protocol per kind of training, listing everything its loop reads of an agent; and
+resolving (class, fit to the env's spaces, device) and building an algorithm, once per run."""
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import gymnasium as gym
+import numpy as np
 import torch
 from hydra.utils import get_class
 
+from rltrain.envs import make_env
 from rltrain.errors import RltrainError
+
+Actions = torch.Tensor | np.ndarray
 
 
 class Agent(Protocol):
-    kind: ClassVar[str]  # which loop drives it: onpolicy | offpolicy | ...
-    observation_spaces: ClassVar[tuple[type[gym.Space], ...]]  # supported observation space types
-    action_spaces: ClassVar[tuple[type[gym.Space], ...]]  # supported action space types
-    # optional: attributes the unwrapped env must have, with what they are, e.g. {"P": "a transition table"}
+    """What every algorithm has: the Trainer, evaluation, rltrain-eval and checkpoints read these."""
 
-    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor: ...
+    kind: ClassVar[str]  # which loop drives it: a key of loops.LOOPS and of PROTOCOLS below
+    observation_spaces: ClassVar[tuple[type[gym.Space], ...]]  # the observation space types it supports
+    action_spaces: ClassVar[tuple[type[gym.Space], ...]]  # the action space types it supports
+    # optional: needs_env_attributes = {"P": "a transition table"}, what the unwrapped env must have besides
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]: ...
+    # actions for a batch of observations; explore=False is the deterministic policy evaluation runs
+    def act(self, obs: Any, explore: bool) -> Actions: ...
 
+    # the math: learn from a batch (a rollout, episodes, a replay sample, one transition), return named scalars
+    def update(self, batch: dict[str, Any]) -> dict[str, Any]: ...
+
+    # everything needed to resume: networks, optimizers, counters, random generators
     def state_dict(self) -> dict[str, Any]: ...
 
+    # the inverse of state_dict, on an agent built from the same config
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class OnPolicyAgent(Agent, Protocol):
+    """loops.onpolicy: rollouts of rollout_steps x num_envs transitions, GAE, one update() per rollout."""
+
+    rollout_steps: int  # env steps per env in one rollout
+    gamma: float  # discount of GAE and of the truncation bootstrap
+    gae_lambda: float  # GAE's lambda
+
+    # one exploring step: {"obs" to store, "action", "env_action" to step the envs with, "log_prob", "value"}
+    def policy_step(self, obs: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
+    # V(obs) of raw observations: bootstraps the end of a rollout and time-limit truncations
+    def value(self, obs: torch.Tensor) -> torch.Tensor: ...
+
+    # the rewards as the rollout stores them (divided by a running return std, or unchanged)
+    def scale_rewards(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor: ...
+
+
+class EpisodicAgent(Agent, Protocol):
+    """loops.episodic: whole episodes; one update() once episodes_per_update of them have ended."""
+
+    gamma: float  # discount of the returns-to-go and of the truncation bootstrap
+    episodes_per_update: int  # finished episodes that make one batch
+
+    # one exploring step: {"obs" to store, "action", "env_action" to step the envs with, ...}
+    def policy_step(self, obs: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
+    # V(obs) of raw observations (zeros without a critic): bootstraps time-limit truncations
+    def value(self, obs: torch.Tensor) -> torch.Tensor: ...
+
+
+class OffPolicyAgent(Agent, Protocol):
+    """loops.offpolicy, with the Trainer's replay buffer: act(explore=True), store, and update() on samples."""
+
+    buffer_size: int  # replay capacity in transitions (the Trainer caps it at total_steps)
+    batch_size: int  # transitions per sampled batch
+    learning_starts: int  # env steps of uniformly random actions before the first update
+    train_every: int  # env steps (summed over envs) between rounds of updates
+    gradient_steps: int  # update() calls per round
+    n_step: int  # the sampled batches carry n-step returns and their discounts (1: one-step)
+    gamma: float  # discount of those n-step returns
+
+
+class TabularAgent(Agent, Protocol):
+    """loops.tabular: one plain env, one transition at a time; update() takes obs, actions, rewards, next_obs,
+    terminated and next_actions of one transition."""
+
+    # the action for one state (epsilon-greedy when exploring); the loop picks the next action before updating
+    def choose(self, state: int, explore: bool) -> int: ...
+
+
+class BanditAgent(Agent, Protocol):
+    """loops.bandit: act() pulls an arm for a dummy observation, update() takes {"actions", "rewards"} of a pull.
+    Nothing more: the loop reads regret from the env (needs_env_attributes)."""
+
+
+class DynamicProgrammingAgent(Agent, Protocol):
+    """loops.dynamic_programming: solves the env's known model; act() is then the greedy policy."""
+
+    # sweeps over the transition table env.unwrapped.P, yielding the largest change of V in each
+    def plan(self, table: dict) -> Iterator[float]: ...
+
+
+PROTOCOLS: dict[str, type] = {
+    "onpolicy": OnPolicyAgent,
+    "episodic": EpisodicAgent,
+    "offpolicy": OffPolicyAgent,
+    "tabular": TabularAgent,
+    "bandit": BanditAgent,
+    "dynamic_programming": DynamicProgrammingAgent,
+}
+
+
+def protocol_members(protocol: type) -> dict[str, bool]:
+    """Every member a protocol (and the protocols it extends) lists: name -> whether it is a method."""
+    members: dict[str, bool] = {}
+    for klass in reversed(protocol.__mro__):
+        if not getattr(klass, "_is_protocol", False) or klass is Protocol:
+            continue
+        for name in klass.__dict__.get("__annotations__", {}):
+            members[name] = False
+        for name, value in vars(klass).items():
+            if callable(value) and not name.startswith("_"):
+                members[name] = True
+    return members
+
+
+def missing_members(agent: Any) -> list[str]:
+    """The members of its kind's protocol that `agent` lacks (a method must also be callable); [] if none."""
+    protocol = PROTOCOLS.get(getattr(agent, "kind", None))
+    if protocol is None:
+        return ["kind"]
+    missing = []
+    for name, is_method in protocol_members(protocol).items():
+        if not hasattr(agent, name) or (is_method and not callable(getattr(agent, name))):
+            missing.append(name)
+    return missing
+
+
+# --- resolving an algorithm --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Algorithm:
+    """An algorithm resolved for one run: its class, checked to fit the env's spaces."""
+
+    cls: type
+    observation_space: gym.Space
+    action_space: gym.Space
+
+    @property
+    def kind(self) -> str | None:
+        return getattr(self.cls, "kind", None)
 
 
 def agent_class(algo_cfg: dict) -> type:
@@ -52,13 +178,79 @@ def space_mismatch(cls: type, observation_space: gym.Space, action_space: gym.Sp
     return None
 
 
-def build_agent(algo_cfg: dict, **runtime: Any):
-    """Instantiate `algo_cfg` (a plain dict with `_target_`) with the runtime arguments its constructor takes."""
-    cls = agent_class(algo_cfg)
+def fitting_algorithms(env: gym.Env, algo_dir: Path) -> list[str]:
+    """Names of the shipped algorithms that can run on this env."""
+    from omegaconf import OmegaConf
+
+    names = []
+    for path in sorted(algo_dir.glob("*.yaml")):
+        try:
+            cls = agent_class(OmegaConf.to_container(OmegaConf.load(path)))
+        except RltrainError:
+            continue
+        if space_mismatch(cls, env.observation_space, env.action_space, env) is None:
+            names.append(path.stem)
+    return names
+
+
+def resolve_algorithm(config: dict, algo_dir: Path | None = None) -> Algorithm:
+    """The algorithm's class and the env's spaces; fails in a second, before any env worker or network exists,
+    with one sentence (and the algorithms that would fit, given `algo_dir`) if it cannot run on the env."""
+    cls = agent_class(config["algo"])
+    env = make_env(config["env"])  # one plain instance: cheap, and no vector workers yet
+    try:
+        observation_space, action_space = env.observation_space, env.action_space
+        problem = space_mismatch(cls, observation_space, action_space, env)
+        if problem and isinstance(action_space, gym.spaces.Box) and gym.spaces.Discrete in cls.action_spaces:
+            problem += "; add env.discretize=N to split each action dimension into N bins (e.g. env.discretize=11)"
+        if problem:
+            fits = fitting_algorithms(env, algo_dir) if algo_dir else []
+            hint = f" Algorithms that fit {config['env']['id']}: {', '.join(fits)}." if fits else ""
+            raise RltrainError(f"algo={config['algo']['name']} {problem}.{hint}")
+    finally:
+        env.close()
+    return Algorithm(cls, observation_space, action_space)
+
+
+def resolve_device(name: str, hidden: list[int]) -> torch.device:
+    """cpu, cuda, or auto: CUDA only when there is a GPU and the networks are wide enough to gain from it."""
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RltrainError(
+                "device=cuda was asked for, but this torch sees no CUDA GPU; use device=cpu or device=auto."
+            )
+        return torch.device("cuda")
+    if name == "auto":
+        wide = max(hidden, default=0) >= 256
+        return torch.device("cuda" if torch.cuda.is_available() and wide else "cpu")
+    raise RltrainError(f"device={name} is unknown; pick cpu, cuda or auto.")
+
+
+def build_agent(algorithm: Algorithm, config: dict, device: torch.device, num_envs: int):
+    """Instantiate the algorithm with its hyperparameters (config["algo"]) and the runtime arguments its
+    constructor takes (spaces, network, device, total_steps, num_envs, seed); check it keeps its kind's contract."""
+    algo_cfg = config["algo"]
     hyper = {k: v for k, v in algo_cfg.items() if k not in ("_target_", "name")}
-    accepted = inspect.signature(cls.__init__).parameters
+    accepted = inspect.signature(algorithm.cls.__init__).parameters
     unknown = [k for k in hyper if k not in accepted]
     if unknown:
         raise RltrainError(f"algo={algo_cfg.get('name')} has no hyperparameter {', '.join(unknown)}; remove it.")
-    runtime = {k: v for k, v in runtime.items() if k in accepted}
-    return cls(**hyper, **runtime)
+    runtime = {
+        "observation_space": algorithm.observation_space,
+        "action_space": algorithm.action_space,
+        "network": config["network"],
+        "device": device,
+        "total_steps": int(config["total_steps"]),
+        "num_envs": num_envs,
+        "seed": int(config["seed"]),
+    }
+    agent = algorithm.cls(**hyper, **{k: v for k, v in runtime.items() if k in accepted})
+    missing = missing_members(agent)
+    if missing:
+        raise RltrainError(
+            f"algo={algo_cfg.get('name')} ({algorithm.cls.__name__}) lacks {', '.join(missing)}, which the "
+            f"{algorithm.kind} loop reads (see {PROTOCOLS.get(algorithm.kind, Agent).__name__} in rltrain/agent.py)."
+        )
+    return agent

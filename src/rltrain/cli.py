@@ -166,10 +166,11 @@ def print_artifacts(run_dir: Path, summary: dict) -> None:
         print(f"Stopped at step {summary['env_steps']}; checkpoint saved. Continue with: rltrain resume={run_dir}")
         return
     mean, std = summary["eval_return_mean"], summary["eval_return_std"]
-    if "sweeps" in summary:  # dynamic programming: no env steps, model sweeps
-        work = f"{summary['sweeps']} sweeps in {summary['wall_time_s']:.2f} s"
-    else:
+    unit = summary.get("step_unit", "env steps")
+    if unit == "env steps":
         work = f"{summary['env_steps']} steps in {summary['wall_time_s']:.1f} s ({summary['sps']:.0f} sps)"
+    else:  # a loop that counts something else (dynamic programming: sweeps of the model) reports it by that name
+        work = f"{summary.get(unit, summary['env_steps'])} {unit} in {summary['wall_time_s']:.2f} s"
     print(
         f"Done: {summary['algo']} on {summary['env']}, {work}; final eval return {mean:.1f} ± {std:.1f} "
         f"(best {summary['best_eval_return_mean']:.1f})\n"

@@ -1,10 +1,13 @@
-"""`rltrain-eval run=<run folder or checkpoint> [episodes=N] [video=true] ...`: replay a trained policy."""
+"""`rltrain-eval run=<run folder or checkpoint> [episodes=N] [video=true] ...`: replay a trained policy; and the
+deterministic evaluation that training runs as well (the Trainer imports evaluate_policy from here)."""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
+
+import numpy as np
 
 USAGE = (
     "usage: rltrain-eval run=<run folder or .pt checkpoint> [episodes=10] [checkpoint=last|best] [seed=S] "
@@ -19,6 +22,32 @@ DEFAULTS = {
     "video": "false",
     "video_path": None,
 }
+EVAL_SEED_OFFSET = 10_000  # the eval env never replays the training env's seeds
+
+
+def evaluate_policy(agent, envs, episodes: int, seed: int, device) -> np.ndarray:
+    """Returns of `episodes` deterministic episodes, run `envs.num_envs` at a time."""
+    import torch
+
+    from rltrain.envs import as_observation
+
+    returns: list[float] = []
+    batch = 0
+    while len(returns) < episodes:
+        obs, _ = envs.reset(seed=seed + batch * envs.num_envs)
+        active = np.arange(envs.num_envs) < episodes - len(returns)
+        episode_return = np.zeros(envs.num_envs)
+        while active.any():
+            actions = agent.act(as_observation(obs, device), explore=False)
+            if isinstance(actions, torch.Tensor):
+                actions = actions.cpu().numpy()
+            obs, rewards, terminated, truncated, _ = envs.step(actions)
+            episode_return += rewards * active
+            ended = (terminated | truncated) & active
+            returns.extend(episode_return[ended].tolist())
+            active &= ~ended
+        batch += 1
+    return np.asarray(returns[:episodes])
 
 
 def parse_args(argv: list[str]) -> dict:
@@ -49,42 +78,30 @@ def load_agent(checkpoint_path: Path, device_name: str):
     import torch
 
     from rltrain import checkpoint
-    from rltrain.agent import build_agent
-    from rltrain.trainer import check_fit, resolve_device
+    from rltrain.agent import build_agent, resolve_algorithm, resolve_device
 
     payload = checkpoint.load(checkpoint_path)
     config = payload["config"]
-    observation_space, action_space = check_fit(config)
+    algorithm = resolve_algorithm(config)
     device = resolve_device(device_name, list(config["network"]["hidden"]))
     torch.set_num_threads(int(config.get("threads", 1)))
-    agent = build_agent(
-        config["algo"],
-        observation_space=observation_space,
-        action_space=action_space,
-        network=config["network"],
-        device=device,
-        total_steps=int(config["total_steps"]),
-        num_envs=int(config["num_envs"]),
-        seed=int(config["seed"]),
-    )
+    agent = build_agent(algorithm, config, device, num_envs=int(config["num_envs"]))
     agent.load_state_dict(payload["agent"])
     return agent, config, payload, device
 
 
 def record_video(agent, config: dict, device, seed: int, path: Path) -> tuple[Path, float]:
     """Roll out one deterministic episode with rgb_array rendering and write it as an mp4."""
-    import numpy as np
     import torch
 
     from rltrain.errors import RltrainError
-    from rltrain.trainer import as_observation
 
     try:
         import imageio.v2 as imageio
     except ImportError:
         raise RltrainError("video=true needs the video extra: pip install 'rltrain[video]'.") from None
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering needs no display
-    from rltrain.envs import make_env
+    from rltrain.envs import as_observation, make_env
 
     env = make_env(config["env"], render_mode="rgb_array")
     frames, total = [], 0.0
@@ -123,7 +140,6 @@ def print_table(agent, config: dict) -> None:
 def run(argv: list[str]) -> dict:
     from rltrain import checkpoint
     from rltrain.envs import make_vector_env
-    from rltrain.trainer import EVAL_SEED_OFFSET, evaluate_policy
 
     args = parse_args(argv)
     path = checkpoint.resolve(args["run"], f"{args['checkpoint']}.pt")

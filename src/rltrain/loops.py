@@ -1,10 +1,16 @@
-"""One plain function per kind of training. Loops own env stepping and buffers; agents own the math.
+"""One plain function per kind of training, and the loop table. Loops own env stepping and buffers; agents own
+the math.
 
-Each loop steps `trainer.envs`, feeds `trainer.agent`, and calls `trainer.advance(steps, metrics)` after every
-vector step; advance() handles logging, evaluation, checkpoints and Ctrl-C, and says whether to go on.
+Each loop steps `trainer.envs` (or `trainer.env`), feeds `trainer.agent`, and calls `trainer.advance(steps,
+metrics)` after every step; advance() handles logging, evaluation, checkpoints and Ctrl-C, and says whether to go
+on. What a loop reads of its agent is the Protocol of its kind in agent.py; what it needs from the Trainer is its
+entry in LOOPS below.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -190,7 +196,7 @@ def bandit(trainer) -> None:
         running = trainer.advance(1, metrics or None)
 
 
-def planning(trainer) -> None:
+def dynamic_programming(trainer) -> None:
     """Dynamic programming on the env's transition table; the step axis of its curves is the sweep."""
     delta = float("nan")
     for sweep, delta in enumerate(trainer.agent.plan(trainer.env.unwrapped.P), start=1):
@@ -199,12 +205,24 @@ def planning(trainer) -> None:
     trainer.logger.message(f"{trainer.loop_state.get('sweeps', 0)} sweeps; the last changed V by {delta:.2e} at most")
 
 
+@dataclass(frozen=True)
+class Loop:
+    """What a kind of training needs from the Trainer; the Trainer reads its entry once and builds just that."""
+
+    run: Callable  # the loop itself: run(trainer)
+    env: str  # "vector": trainer.envs (num_envs of them); "single": one plain trainer.env; "eval_only": neither
+    replay: bool = False  # the Trainer makes trainer.replay, a ReplayBuffer of min(agent.buffer_size, total_steps)
+    step_unit: str = "env steps"  # what the step axis of its curves counts: env steps, updates or sweeps
+    uses_step_budget: bool = True  # False: the loop runs to its own end (convergence), whatever total_steps says
+
+
+# A new kind is one function and one row here. Offline learning, for one, would be
+# Loop(offline, env="eval_only", step_unit="updates"): it reads its dataset itself and advances by gradient updates.
 LOOPS = {
-    "onpolicy": onpolicy,
-    "episodic": episodic,
-    "offpolicy": offpolicy,
-    "tabular": tabular,
-    "bandit": bandit,
-    "planning": planning,
+    "onpolicy": Loop(onpolicy, env="vector"),
+    "episodic": Loop(episodic, env="vector"),
+    "offpolicy": Loop(offpolicy, env="vector", replay=True),
+    "tabular": Loop(tabular, env="single"),
+    "bandit": Loop(bandit, env="single"),
+    "dynamic_programming": Loop(dynamic_programming, env="single", step_unit="sweeps", uses_step_budget=False),
 }
-SINGLE_ENV_KINDS = ("tabular", "bandit", "planning")  # loops that step one plain env instead of a vector env

@@ -13,93 +13,25 @@ import numpy as np
 import torch
 
 from rltrain import checkpoint
-from rltrain.agent import agent_class, build_agent, space_mismatch
+from rltrain.agent import build_agent, resolve_algorithm, resolve_device
 from rltrain.buffers import ReplayBuffer
 from rltrain.envs import finished_episodes, grid_shape, make_env, make_vector_env
 from rltrain.errors import RltrainError
+from rltrain.evaluate import EVAL_SEED_OFFSET, evaluate_policy
 from rltrain.logger import Logger, write_json
-from rltrain.loops import LOOPS, SINGLE_ENV_KINDS
+from rltrain.loops import LOOPS
 from rltrain.tabular_view import table_image, value_and_policy
 
-EVAL_SEED_OFFSET = 10_000  # the eval env never replays the training env's seeds
 COMPILABLE = ("loss", "critic_loss", "actor_loss")  # pure tensor functions torch.compile may wrap
 
 
-def resolve_device(name: str, hidden: list[int]) -> torch.device:
-    """cpu, cuda, or auto: CUDA only when there is a GPU and the networks are wide enough to gain from it."""
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise RltrainError(
-                "device=cuda was asked for, but this torch sees no CUDA GPU; use device=cpu or device=auto."
-            )
-        return torch.device("cuda")
-    if name == "auto":
-        wide = max(hidden, default=0) >= 256
-        return torch.device("cuda" if torch.cuda.is_available() and wide else "cpu")
-    raise RltrainError(f"device={name} is unknown; pick cpu, cuda or auto.")
-
-
-def fitting_algorithms(env: gym.Env, algo_dir: Path) -> list[str]:
-    """Names of the shipped algorithms that can run on this env."""
-    from omegaconf import OmegaConf
-
-    names = []
-    for path in sorted(algo_dir.glob("*.yaml")):
-        try:
-            cls = agent_class(OmegaConf.to_container(OmegaConf.load(path)))
-        except RltrainError:
-            continue
-        if space_mismatch(cls, env.observation_space, env.action_space, env) is None:
-            names.append(path.stem)
-    return names
-
-
-def check_fit(config: dict, algo_dir: Path | None = None) -> tuple[gym.Space, gym.Space]:
-    """Fail in a second, before any env worker or network exists, if the algorithm cannot run on the env."""
-    cls = agent_class(config["algo"])
-    env = make_env(config["env"])  # one plain instance: cheap, and no vector workers yet
-    try:
-        observation_space, action_space = env.observation_space, env.action_space
-        problem = space_mismatch(cls, observation_space, action_space, env)
-        if problem and isinstance(action_space, gym.spaces.Box) and gym.spaces.Discrete in cls.action_spaces:
-            problem += "; add env.discretize=N to split each action dimension into N bins (e.g. env.discretize=11)"
-        if problem:
-            fits = fitting_algorithms(env, algo_dir) if algo_dir else []
-            hint = f" Algorithms that fit {config['env']['id']}: {', '.join(fits)}." if fits else ""
-            raise RltrainError(f"algo={config['algo']['name']} {problem}.{hint}")
-    finally:
-        env.close()
-    return observation_space, action_space
-
-
-def as_observation(obs: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Observations as the networks take them: float32 tensors; discrete states stay integers."""
-    if np.issubdtype(np.asarray(obs).dtype, np.integer):
-        return torch.as_tensor(obs, device=device)
-    return torch.as_tensor(obs, dtype=torch.float32, device=device)
-
-
-def evaluate_policy(agent, envs, episodes: int, seed: int, device: torch.device) -> np.ndarray:
-    """Returns of `episodes` deterministic episodes, run `envs.num_envs` at a time."""
-    returns: list[float] = []
-    batch = 0
-    while len(returns) < episodes:
-        obs, _ = envs.reset(seed=seed + batch * envs.num_envs)
-        active = np.arange(envs.num_envs) < episodes - len(returns)
-        episode_return = np.zeros(envs.num_envs)
-        while active.any():
-            actions = agent.act(as_observation(obs, device), explore=False)
-            if isinstance(actions, torch.Tensor):
-                actions = actions.cpu().numpy()
-            obs, rewards, terminated, truncated, _ = envs.step(actions)
-            episode_return += rewards * active
-            ended = (terminated | truncated) & active
-            returns.extend(episode_return[ended].tolist())
-            active &= ~ended
-        batch += 1
-    return np.asarray(returns[:episodes])
+def divergence_hint(algo_cfg: dict) -> str:
+    """What to try against a diverged loss, naming only the keys this algorithm has."""
+    rates = [f"algo.{key}" for key in algo_cfg if key == "lr" or key.endswith("_lr")]
+    remedies = [f"lower the learning rate ({', '.join(rates)})"] if rates else []
+    if "max_grad_norm" in algo_cfg:
+        remedies.append("clip gradients harder (algo.max_grad_norm)")
+    return f"; {' or '.join(remedies)}." if remedies else "."
 
 
 class Trainer:
@@ -107,34 +39,27 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir)
         torch.set_num_threads(int(config["threads"]))
-        observation_space, action_space = check_fit(config, algo_dir)
-        self.action_space_is_discrete = isinstance(action_space, gym.spaces.Discrete)
+        algorithm = resolve_algorithm(config, algo_dir)  # its class and the env's spaces, checked: once per run
+        self.action_space_is_discrete = isinstance(algorithm.action_space, gym.spaces.Discrete)
         self.device = resolve_device(config["device"]["name"], list(config["network"]["hidden"]))
         seed = int(config["seed"])
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
 
-        self.kind = agent_class(config["algo"]).kind
-        if self.kind not in LOOPS:
-            raise RltrainError(f"algo={config['algo']['name']} needs the {self.kind} loop, which this build lacks.")
+        # what the algorithm's loop needs from the Trainer, read once: which envs, a replay buffer or not
+        self.loop = LOOPS.get(algorithm.kind)
+        if self.loop is None:
+            name = config["algo"]["name"]
+            raise RltrainError(f"algo={name} needs the {algorithm.kind} loop, which this build lacks.")
         self.total_steps = int(config["total_steps"])
-        self.num_envs = 1 if self.kind in SINGLE_ENV_KINDS else int(config["num_envs"])
+        self.num_envs = int(config["num_envs"]) if self.loop.env == "vector" else 1
         # the agent before the envs: a bad hyperparameter fails before any env worker exists
-        self.agent = build_agent(
-            config["algo"],
-            observation_space=observation_space,
-            action_space=action_space,
-            network=config["network"],
-            device=self.device,
-            total_steps=self.total_steps,
-            num_envs=self.num_envs,
-            seed=seed,
-        )
+        self.agent = build_agent(algorithm, config, self.device, self.num_envs)
         self.env = self.envs = None
-        if self.kind in SINGLE_ENV_KINDS:
+        if self.loop.env == "single":
             self.env = make_env(config["env"])
-        else:
+        elif self.loop.env == "vector":
             self.envs = make_vector_env(config["env"], self.num_envs)
             self.envs.action_space.seed(seed)
         eval_cfg = config["eval"]
@@ -145,10 +70,11 @@ class Trainer:
                 if hasattr(self.agent, name):
                     setattr(self.agent, name, torch.compile(getattr(self.agent, name)))
         self.replay = None
-        if self.agent.kind == "offpolicy":
+        if self.loop.replay:
+            action_space = algorithm.action_space
             self.replay = ReplayBuffer(
                 min(self.agent.buffer_size, self.total_steps),
-                observation_space.shape,
+                algorithm.observation_space.shape,
                 () if self.action_space_is_discrete else action_space.shape,
                 torch.long if self.action_space_is_discrete else torch.float32,
                 self.device,
@@ -229,8 +155,8 @@ class Trainer:
         bad = [name for name, value in metrics.items() if not math.isfinite(float(value))]
         if bad:
             raise RltrainError(
-                f"training diverged at step {self.step}: {', '.join(bad)} became {float(metrics[bad[0]])}; "
-                "lower the learning rate (algo.lr) or clip gradients harder (algo.max_grad_norm)."
+                f"training diverged at step {self.step}: {', '.join(bad)} became {float(metrics[bad[0]])}"
+                + divergence_hint(self.config["algo"])
             )
 
     # --- evaluation and checkpoints -----------------------------------------------------------------------
@@ -296,8 +222,8 @@ class Trainer:
         except ValueError:  # not the main thread (some launchers): Ctrl-C handling stays with the caller
             previous_handler = None
         try:
-            if self.step < self.total_steps or self.kind == "planning":
-                LOOPS[self.agent.kind](self)
+            if self.step < self.total_steps or not self.loop.uses_step_budget:
+                self.loop.run(self)
         except BaseException:
             self.close()  # flush the curves so far and stop env workers; the last checkpoint stays as it was
             raise
@@ -314,6 +240,7 @@ class Trainer:
             "env": self.config["env"]["id"],
             "seed": int(self.config["seed"]),
             "env_steps": self.step,
+            "step_unit": self.loop.step_unit,
             "eval_return_mean": self.last_eval[1] if self.last_eval else None,
             "eval_return_std": self.last_eval[2] if self.last_eval else None,
             "best_eval_return_mean": self.best_eval if self.best_eval > -math.inf else None,

@@ -72,7 +72,7 @@ def load_solution(self, state: dict) -> None:
 
 
 class ValueIteration:
-    kind = "planning"
+    kind = "dynamic_programming"
     observation_spaces = (gym.spaces.Discrete,)
     action_spaces = (gym.spaces.Discrete,)
     needs_env_attributes = {"P": "the env's transition table (env.unwrapped.P, as gymnasium's toy-text envs have)"}
@@ -101,7 +101,7 @@ class ValueIteration:
 
 
 class PolicyIteration:
-    kind = "planning"
+    kind = "dynamic_programming"
     observation_spaces = (gym.spaces.Discrete,)
     action_spaces = (gym.spaces.Discrete,)
     needs_env_attributes = {"P": "the env's transition table (env.unwrapped.P, as gymnasium's toy-text envs have)"}

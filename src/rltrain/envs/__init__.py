@@ -11,6 +11,7 @@ import difflib
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.vector import AutoresetMode
 
 from rltrain.envs.bandit import register as register_bandit
@@ -133,6 +134,13 @@ def make_vector_env(env_cfg: dict, num_envs: int, vectorization: str | None = No
             "loops need same-step autoreset to bootstrap truncated episodes; use env.vectorization=sync or async."
         )
     return gym.wrappers.vector.RecordEpisodeStatistics(envs)
+
+
+def as_observation(obs: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Observations as the networks take them: float32 tensors; discrete states stay integers."""
+    if np.issubdtype(np.asarray(obs).dtype, np.integer):
+        return torch.as_tensor(obs, device=device)
+    return torch.as_tensor(obs, dtype=torch.float32, device=device)
 
 
 def final_observations(next_obs: np.ndarray, infos: dict) -> np.ndarray:
