@@ -158,8 +158,8 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
         torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
 
 
-def adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam with the fused kernel where this torch build has it for the device (fewer ops per step)."""
+def adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel where this torch build has it for the parameters' device (fewer ops per step)."""
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError):

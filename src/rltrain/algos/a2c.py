@@ -59,7 +59,7 @@ class A2C:
         if optimizer == "rmsprop":  # the paper's choice; eps and alpha as in the common implementations
             self.optimizer = torch.optim.RMSprop(self.params, lr=lr, alpha=0.99, eps=1e-5)
         elif optimizer == "adam":
-            self.optimizer = adam(self.params, lr, device)
+            self.optimizer = adam(self.params, lr)
         else:
             raise RltrainError(f"algo.optimizer={optimizer} is unknown; pick rmsprop or adam.")
         self.lr, self.anneal_lr = lr, anneal_lr

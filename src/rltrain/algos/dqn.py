@@ -57,7 +57,7 @@ class DQN:
         obs_dim = int(np.prod(observation_space.shape))
         self.q = QNetwork(obs_dim, self.num_actions, list(network["hidden"]), network["activation"], dueling).to(device)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.optimizer = adam(self.q.parameters(), lr, device)
+        self.optimizer = adam(self.q.parameters(), lr)
 
         self.lr, self.anneal_lr, self.total_steps = lr, anneal_lr, total_steps
         self.gamma, self.n_step, self.double = gamma, n_step, double

@@ -60,7 +60,7 @@ class PPO:
             init_log_std=init_log_std,
         )
         self.params = [*self.policy.policy_parameters(), *self.policy.critic.parameters()]
-        self.optimizer = adam(self.params, lr, device)
+        self.optimizer = adam(self.params, lr)
 
         self.lr, self.anneal_lr = lr, anneal_lr
         self.rollout_steps, self.epochs, self.minibatches = rollout_steps, epochs, minibatches

@@ -61,8 +61,8 @@ class Reinforce:
             init_log_std=init_log_std,
         )
         self.policy_params = self.policy.policy_parameters()
-        self.optimizer = adam(self.policy_params, lr, device)
-        self.value_optimizer = adam(self.policy.critic.parameters(), value_lr, device) if baseline == "value" else None
+        self.optimizer = adam(self.policy_params, lr)
+        self.value_optimizer = adam(self.policy.critic.parameters(), value_lr) if baseline == "value" else None
         self.gamma, self.episodes_per_update, self.baseline = gamma, episodes_per_update, baseline
         self.scale_advantages = scale_advantages
         self.entropy_coef, self.max_grad_norm = entropy_coef, max_grad_norm

@@ -78,9 +78,9 @@ class SAC:
         self.critics = QEnsemble(2, obs_dim, act_dim, hidden, activation).to(device)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(init_alpha), device=device, requires_grad=True)
-        self.actor_optimizer = adam(self.actor.parameters(), actor_lr, device)
-        self.critic_optimizer = adam(self.critics.parameters(), critic_lr, device)
-        self.alpha_optimizer = adam([self.log_alpha], alpha_lr, device)
+        self.actor_optimizer = adam(self.actor.parameters(), actor_lr)
+        self.critic_optimizer = adam(self.critics.parameters(), critic_lr)
+        self.alpha_optimizer = adam([self.log_alpha], alpha_lr)
 
         self.action_center, self.action_half_range = box_center_and_half_range(action_space, device)
 

@@ -67,8 +67,8 @@ class DeterministicActorCritic:
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critics = QEnsemble(critics, obs_dim, act_dim, hidden, activation).to(device)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
-        self.actor_optimizer = adam(self.actor.parameters(), actor_lr, device)
-        self.critic_optimizer = adam(self.critics.parameters(), critic_lr, device)
+        self.actor_optimizer = adam(self.actor.parameters(), actor_lr)
+        self.critic_optimizer = adam(self.critics.parameters(), critic_lr)
 
         self.action_center, self.action_half_range = box_center_and_half_range(action_space, device)
         if noise not in ("gaussian", "ou"):

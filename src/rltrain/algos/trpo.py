@@ -85,7 +85,7 @@ class TRPO:
             init_log_std=init_log_std,
         )
         self.policy_params = self.policy.policy_parameters()
-        self.value_optimizer = adam(self.policy.critic.parameters(), value_lr, device)
+        self.value_optimizer = adam(self.policy.critic.parameters(), value_lr)
         self.rollout_steps, self.gamma, self.gae_lambda = rollout_steps, gamma, gae_lambda
         self.max_kl, self.cg_iterations, self.cg_damping = max_kl, cg_iterations, cg_damping
         self.line_search_steps, self.line_search_shrink = line_search_steps, line_search_shrink
