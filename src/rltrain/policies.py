@@ -136,15 +136,6 @@ class ActorCritic:
         self.discounted_return = state["discounted_return"].to(self.device)
 
 
-def forwards_to_policy(cls: type) -> type:
-    """Class decorator: act, policy_step, value and scale_rewards of an on-policy agent go to its self.policy."""
-    cls.act = lambda self, obs, explore: self.policy.act(obs, explore)
-    cls.policy_step = lambda self, obs: self.policy.policy_step(obs)
-    cls.value = lambda self, obs: self.policy.value(obs)
-    cls.scale_rewards = lambda self, rewards, dones: self.policy.scale_rewards(rewards, dones)
-    return cls
-
-
 def anneal_learning_rate(optimizer: torch.optim.Optimizer, lr: float, fraction_done: float) -> None:
     """Linear decay from lr to 0 as training goes from fraction 0 to 1."""
     for group in optimizer.param_groups:

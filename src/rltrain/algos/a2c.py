@@ -13,10 +13,9 @@ from torch import nn
 
 from rltrain.errors import RltrainError
 from rltrain.networks import adam
-from rltrain.policies import ActorCritic, anneal_learning_rate, explained_variance, forwards_to_policy
+from rltrain.policies import ActorCritic, anneal_learning_rate, explained_variance
 
 
-@forwards_to_policy
 class A2C:
     kind = "onpolicy"
     observation_spaces = (gym.spaces.Box,)
@@ -68,6 +67,19 @@ class A2C:
         self.normalize_advantages = normalize_advantages
         self.total_updates = max(1, total_steps // (rollout_steps * num_envs))
         self.updates_done = 0
+
+    # --- acting, rollouts and bootstrapping: the shared policy's (OnPolicyAgent in agent.py) ------------------
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        return self.policy.act(obs, explore)
+
+    def policy_step(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.policy.policy_step(obs)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.policy.value(obs)
+
+    def scale_rewards(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
+        return self.policy.scale_rewards(rewards, dones)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The A2C objective on one rollout, and its parts."""

@@ -17,12 +17,11 @@ from torch import nn
 
 from rltrain.errors import RltrainError
 from rltrain.networks import adam
-from rltrain.policies import ActorCritic, fit_value, forwards_to_policy
+from rltrain.policies import ActorCritic, fit_value
 
 BASELINES = ("none", "mean", "value")
 
 
-@forwards_to_policy
 class Reinforce:
     kind = "episodic"
     observation_spaces = (gym.spaces.Box,)
@@ -68,6 +67,16 @@ class Reinforce:
         self.entropy_coef, self.max_grad_norm = entropy_coef, max_grad_norm
         self.value_epochs, self.value_minibatch = value_epochs, value_minibatch
         self.updates_done = 0
+
+    # --- acting, episodes and bootstrapping: the shared policy's (EpisodicAgent in agent.py) ------------------
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        return self.policy.act(obs, explore)
+
+    def policy_step(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.policy.policy_step(obs)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.policy.value(obs)
 
     def advantages(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         returns = batch["returns"]

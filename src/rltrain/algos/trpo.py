@@ -19,7 +19,7 @@ from torch.distributions import kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from rltrain.networks import adam
-from rltrain.policies import ActorCritic, explained_variance, fit_value, forwards_to_policy
+from rltrain.policies import ActorCritic, explained_variance, fit_value
 
 
 def conjugate_gradient(
@@ -43,7 +43,6 @@ def conjugate_gradient(
     return x
 
 
-@forwards_to_policy
 class TRPO:
     kind = "onpolicy"
     observation_spaces = (gym.spaces.Box,)
@@ -92,6 +91,19 @@ class TRPO:
         self.value_epochs, self.value_minibatch = value_epochs, value_minibatch
         self.normalize_advantages = normalize_advantages
         self.updates_done = 0
+
+    # --- acting, rollouts and bootstrapping: the shared policy's (OnPolicyAgent in agent.py) ------------------
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        return self.policy.act(obs, explore)
+
+    def policy_step(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.policy.policy_step(obs)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.policy.value(obs)
+
+    def scale_rewards(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
+        return self.policy.scale_rewards(rewards, dones)
 
     def surrogate(self, batch: dict[str, torch.Tensor], advantages: torch.Tensor) -> torch.Tensor:
         log_prob, _ = self.policy.log_prob_and_entropy(batch["obs"], batch["actions"])
