@@ -5,21 +5,20 @@ spaced on [v_min, v_max]. The target distribution moves each atom of Z_target(s'
 the n-step return and gamma^n; nothing after a termination), clips it to [v_min, v_max], and splits its
 probability between the two nearest atoms (project_distribution). The loss is the cross-entropy between that
 projected target and Z(s, a). a* = argmax of the target's mean (of the online net's with double=true).
-Acting, the epsilon schedule, the update step and checkpoints are DQN's; only the head and the loss differ.
+Acting, the epsilon schedule, the gradient step, target updates and checkpoints are DQN's (dqn.QTraining); only
+the head and the loss differ.
 """
 
 from __future__ import annotations
-
-import copy
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from rltrain.algos.dqn import DQN
+from rltrain.algos.dqn import QTraining
 from rltrain.errors import RltrainError
-from rltrain.networks import QNetwork, adam
+from rltrain.networks import QNetwork
 
 
 def project_distribution(
@@ -79,26 +78,24 @@ class C51:
                 f"algo.atoms={atoms}, v_min={v_min}, v_max={v_max}: C51 needs atoms >= 2 and v_min < v_max."
             )
         self.device = device
-        self.num_actions = int(action_space.n)
         obs_dim = int(np.prod(observation_space.shape))
         self.support = torch.linspace(v_min, v_max, atoms, device=device)
         hidden, activation = list(network["hidden"]), network["activation"]
-        self.q = QNetwork(obs_dim, self.num_actions, hidden, activation, dueling, self.support).to(device)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.optimizer = adam(self.q.parameters(), lr)
-
-        self.lr, self.anneal_lr, self.total_steps = lr, anneal_lr, total_steps
+        q = QNetwork(obs_dim, int(action_space.n), hidden, activation, dueling, self.support).to(device)
+        self.training = QTraining(
+            q, lr, anneal_lr, total_steps, target_update_every, tau, eps_start, eps_end, eps_fraction, max_grad_norm
+        )
+        self.q, self.q_target = self.training.q, self.training.q_target
         self.gamma, self.n_step, self.double = gamma, n_step, double
+        # replay schedule, read by the off-policy loop
         self.buffer_size, self.batch_size = buffer_size, batch_size
         self.learning_starts, self.train_every, self.gradient_steps = learning_starts, train_every, gradient_steps
-        self.target_update_every, self.tau = target_update_every, tau
-        self.eps_start, self.eps_end, self.eps_decay_steps = eps_start, eps_end, max(1, eps_fraction * total_steps)
-        self.max_grad_norm = max_grad_norm
-        self.env_steps = 0
-        self.updates_done = 0
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cross-entropy to the projected target distribution, and Q(s, a) of the batch."""
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        return self.training.act(obs, explore)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Cross-entropy to the projected target distribution, and the mean Q(s, a) of the batch."""
         rows = torch.arange(batch["obs"].shape[0], device=self.device)
         with torch.no_grad():
             next_probs = self.q_target.logits(batch["next_obs"]).softmax(-1)  # [B, A, K]
@@ -109,10 +106,15 @@ class C51:
         logits = self.q.logits(batch["obs"])[rows, batch["actions"].long()]  # [B, K]
         log_probs = F.log_softmax(logits, -1)
         q_taken = (log_probs.detach().exp() * self.support).sum(-1)
-        return -(target * log_probs).sum(-1).mean(), q_taken
+        return -(target * log_probs).sum(-1).mean(), {"q_mean": q_taken.mean()}
 
-    act = DQN.act
-    epsilon = DQN.epsilon
-    update = DQN.update
-    state_dict = DQN.state_dict
-    load_state_dict = DQN.load_state_dict
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        loss, info = self.loss(batch)
+        self.training.step(loss)
+        return {"td": loss.detach(), **info, "epsilon": self.training.epsilon()}
+
+    def state_dict(self) -> dict:
+        return self.training.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.training.load_state_dict(state)

@@ -21,6 +21,80 @@ from torch.nn import functional as F
 from rltrain.networks import QNetwork, adam, soft_update
 
 
+class QTraining:
+    """What DQN and C51 share besides their loss: epsilon-greedy acting on Q with a linearly decaying epsilon, the
+    gradient step (norm clipping, optional linear learning-rate decay), the target network's hard or Polyak
+    updates, and the checkpoint of all that. Each algorithm holds one; there is no base class."""
+
+    def __init__(
+        self,
+        q: QNetwork,
+        lr: float,
+        anneal_lr: bool,
+        total_steps: int,
+        target_update_every: int,
+        tau: float,
+        eps_start: float,
+        eps_end: float,
+        eps_fraction: float,
+        max_grad_norm: float,
+    ):
+        self.q = q
+        self.q_target = copy.deepcopy(q).requires_grad_(False)
+        self.optimizer = adam(q.parameters(), lr)
+        self.lr, self.anneal_lr, self.total_steps = lr, anneal_lr, total_steps
+        self.target_update_every, self.tau, self.max_grad_norm = target_update_every, tau, max_grad_norm
+        self.eps_start, self.eps_end, self.eps_decay_steps = eps_start, eps_end, max(1, eps_fraction * total_steps)
+        self.env_steps = 0  # exploring steps taken, drives the epsilon schedule
+        self.updates_done = 0
+
+    def epsilon(self) -> float:
+        fraction = min(1.0, self.env_steps / self.eps_decay_steps)
+        return self.eps_start + fraction * (self.eps_end - self.eps_start)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        greedy = self.q(obs).argmax(-1)
+        if not explore:
+            return greedy
+        n = obs.shape[0]
+        random_actions = torch.randint(0, self.q.num_actions, (n,), device=obs.device)
+        take_random = torch.rand(n, device=obs.device) < self.epsilon()
+        self.env_steps += n
+        return torch.where(take_random, random_actions, greedy)
+
+    def step(self, loss: torch.Tensor) -> None:
+        """One gradient step on `loss`, then the target network's update when it is due."""
+        if self.anneal_lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr * max(0.0, 1.0 - self.env_steps / self.total_steps)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.q.parameters(), self.max_grad_norm)
+        self.optimizer.step()
+        self.updates_done += 1
+        if self.tau < 1.0:
+            soft_update(self.q_target, self.q, self.tau)
+        elif self.updates_done % self.target_update_every == 0:
+            self.q_target.load_state_dict(self.q.state_dict())
+
+    def state_dict(self) -> dict:
+        return {
+            "q": self.q.state_dict(),
+            "q_target": self.q_target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "env_steps": self.env_steps,
+            "updates_done": self.updates_done,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.q.load_state_dict(state["q"])
+        self.q_target.load_state_dict(state["q_target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.env_steps = int(state["env_steps"])
+        self.updates_done = int(state["updates_done"])
+
+
 class DQN:
     kind = "offpolicy"
     observation_spaces = (gym.spaces.Box,)
@@ -52,42 +126,24 @@ class DQN:
         max_grad_norm: float = 10.0,
         huber: bool = True,
     ):
-        self.device = device
-        self.num_actions = int(action_space.n)
         obs_dim = int(np.prod(observation_space.shape))
-        self.q = QNetwork(obs_dim, self.num_actions, list(network["hidden"]), network["activation"], dueling).to(device)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.optimizer = adam(self.q.parameters(), lr)
-
-        self.lr, self.anneal_lr, self.total_steps = lr, anneal_lr, total_steps
+        hidden, activation = list(network["hidden"]), network["activation"]
+        q = QNetwork(obs_dim, int(action_space.n), hidden, activation, dueling).to(device)
+        self.training = QTraining(
+            q, lr, anneal_lr, total_steps, target_update_every, tau, eps_start, eps_end, eps_fraction, max_grad_norm
+        )
+        self.q, self.q_target = self.training.q, self.training.q_target
         self.gamma, self.n_step, self.double = gamma, n_step, double
+        self.td_loss = F.smooth_l1_loss if huber else F.mse_loss
         # replay schedule, read by the off-policy loop
         self.buffer_size, self.batch_size = buffer_size, batch_size
         self.learning_starts, self.train_every, self.gradient_steps = learning_starts, train_every, gradient_steps
-        self.target_update_every, self.tau = target_update_every, tau
-        self.eps_start, self.eps_end, self.eps_decay_steps = eps_start, eps_end, max(1, eps_fraction * total_steps)
-        self.max_grad_norm = max_grad_norm
-        self.td_loss = F.smooth_l1_loss if huber else F.mse_loss
-        self.env_steps = 0  # exploring steps taken, drives the epsilon schedule
-        self.updates_done = 0
 
-    def epsilon(self) -> float:
-        fraction = min(1.0, self.env_steps / self.eps_decay_steps)
-        return self.eps_start + fraction * (self.eps_end - self.eps_start)
-
-    @torch.no_grad()
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
-        greedy = self.q(obs).argmax(-1)
-        if not explore:
-            return greedy
-        n = obs.shape[0]
-        random_actions = torch.randint(0, self.num_actions, (n,), device=obs.device)
-        take_random = torch.rand(n, device=obs.device) < self.epsilon()
-        self.env_steps += n
-        return torch.where(take_random, random_actions, greedy)
+        return self.training.act(obs, explore)
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Huber TD loss and Q(s, a) of the batch."""
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Huber TD loss, and the mean Q(s, a) of the batch."""
         with torch.no_grad():
             next_q_target = self.q_target(batch["next_obs"])
             if self.double:
@@ -99,37 +155,15 @@ class DQN:
             discount = batch["discounts"] if "discounts" in batch else self.gamma * (1.0 - batch["terminated"])
             target = batch["rewards"] + discount * next_value
         q_taken = self.q(batch["obs"]).gather(-1, batch["actions"].long().unsqueeze(-1)).squeeze(-1)
-        return self.td_loss(q_taken, target), q_taken
+        return self.td_loss(q_taken, target), {"q_mean": q_taken.detach().mean()}
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        if self.anneal_lr:
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.lr * max(0.0, 1.0 - self.env_steps / self.total_steps)
-        loss, q_taken = self.loss(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.q.parameters(), self.max_grad_norm)
-        self.optimizer.step()
-
-        self.updates_done += 1
-        if self.tau < 1.0:
-            soft_update(self.q_target, self.q, self.tau)
-        elif self.updates_done % self.target_update_every == 0:
-            self.q_target.load_state_dict(self.q.state_dict())
-        return {"td": loss.detach(), "q_mean": q_taken.detach().mean(), "epsilon": self.epsilon()}
+        loss, info = self.loss(batch)
+        self.training.step(loss)
+        return {"td": loss.detach(), **info, "epsilon": self.training.epsilon()}
 
     def state_dict(self) -> dict:
-        return {
-            "q": self.q.state_dict(),
-            "q_target": self.q_target.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "env_steps": self.env_steps,
-            "updates_done": self.updates_done,
-        }
+        return self.training.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self.q.load_state_dict(state["q"])
-        self.q_target.load_state_dict(state["q_target"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.env_steps = int(state["env_steps"])
-        self.updates_done = int(state["updates_done"])
+        self.training.load_state_dict(state)
