@@ -1,4 +1,5 @@
-"""Each loss on a fake batch is finite and its gradients reach only the networks it is meant to train."""
+"""Each loss on a fake batch is finite, has the one shape (loss, info: dict of tensors), and its gradients reach
+only the networks it is meant to train."""
 
 import gymnasium as gym
 import numpy as np
@@ -31,6 +32,15 @@ def zero_grads(*modules):
             p.grad = None
 
 
+def assert_loss_shape(result) -> tuple[torch.Tensor, dict]:
+    """(loss, info): a finite scalar loss and a dict of finite tensors."""
+    loss, info = result
+    assert isinstance(loss, torch.Tensor) and loss.ndim == 0 and torch.isfinite(loss)
+    assert isinstance(info, dict) and all(isinstance(v, torch.Tensor) for v in info.values())
+    assert all(torch.isfinite(v).all() for v in info.values())
+    return loss, info
+
+
 def fake_offpolicy_batch(n: int, actions: torch.Tensor) -> dict:
     return {
         "obs": torch.randn(n, 3),
@@ -44,8 +54,8 @@ def fake_offpolicy_batch(n: int, actions: torch.Tensor) -> dict:
 def test_dqn_loss_trains_the_online_net_only():
     torch.manual_seed(0)
     agent = DQN(BOX_OBS, gym.spaces.Discrete(4), NET, CPU, total_steps=1000, double=True)
-    loss, _ = agent.loss(fake_offpolicy_batch(64, torch.randint(0, 4, (64,))))
-    assert torch.isfinite(loss)
+    loss, info = assert_loss_shape(agent.loss(fake_offpolicy_batch(64, torch.randint(0, 4, (64,)))))
+    assert set(info) == {"q_mean"}
     loss.backward()
     assert all(grads_of(agent.q))
     assert not any(p.grad is not None for p in agent.q_target.parameters())
@@ -56,22 +66,22 @@ def test_sac_losses_reach_only_their_own_networks():
     agent = SAC(BOX_OBS, gym.spaces.Box(-2, 2, (2,), np.float32), NET, CPU)
     batch = fake_offpolicy_batch(64, torch.rand(64, 2) * 4 - 2)
 
-    critic_loss, q = agent.critic_loss(batch)
-    assert torch.isfinite(critic_loss) and q.shape == (2, 64)
+    critic_loss, info = assert_loss_shape(agent.critic_loss(batch))
+    assert set(info) == {"q_mean"}
     critic_loss.backward()
     assert all(grads_of(agent.critics))
     assert not any(grads_of(agent.actor)) and agent.log_alpha.grad is None
     assert not any(p.grad is not None for p in agent.critics_target.parameters())
     zero_grads(agent.critics, agent.actor)
 
-    actor_loss, log_prob = agent.actor_loss(batch["obs"])
-    assert torch.isfinite(actor_loss) and torch.isfinite(log_prob).all()
+    actor_loss, info = assert_loss_shape(agent.actor_loss(batch["obs"]))
+    assert info["log_prob"].shape == (64,) and not info["log_prob"].requires_grad
     actor_loss.backward()
     assert all(grads_of(agent.actor))
     assert not any(p.grad is not None for p in agent.critics.parameters()) and agent.log_alpha.grad is None
     zero_grads(agent.actor)
 
-    alpha_loss = agent.alpha_loss(log_prob)
+    alpha_loss, _ = assert_loss_shape(agent.alpha_loss(info["log_prob"]))
     alpha_loss.backward()
     assert agent.log_alpha.grad is not None and not any(p.grad is not None for p in agent.actor.parameters())
 
@@ -110,8 +120,7 @@ def test_ppo_loss_is_finite_and_trains_actor_and_critic_for_both_action_kinds():
     for action_space, discrete in ((gym.spaces.Discrete(3), True), (gym.spaces.Box(-1, 1, (2,), np.float32), False)):
         agent = PPO(BOX_OBS, action_space, NET, CPU, total_steps=1000, num_envs=1, entropy_coef=0.01, clip_value=0.2)
         batch = rollout_batch(agent, 32)
-        loss, parts = agent.loss(batch)
-        assert torch.isfinite(loss) and all(torch.isfinite(torch.as_tensor(v)) for v in parts.values())
+        loss, parts = assert_loss_shape(agent.loss(batch))
         # at the old policy the ratio is 1: no clipping, KL 0
         assert float(parts["clip_fraction"]) == 0 and abs(float(parts["approx_kl"])) < 1e-6
         loss.backward()
@@ -119,14 +128,41 @@ def test_ppo_loss_is_finite_and_trains_actor_and_critic_for_both_action_kinds():
         assert (agent.policy.log_std.grad is None) if discrete else (agent.policy.log_std.grad is not None)
 
 
-def test_ppo_value_loss_reaches_only_the_critic():
+@pytest.mark.parametrize("action_space", [gym.spaces.Discrete(3), gym.spaces.Box(-1, 1, (2,), np.float32)])
+@pytest.mark.parametrize("clip_value", [None, 0.2])
+def test_ppo_value_terms_reach_only_the_critic_and_the_policy_terms_only_the_actor(action_space, clip_value):
+    """PPO's own loss, value terms on: the value terms give the actor (and log std) no gradient, the policy and
+    entropy terms give the critic none."""
     torch.manual_seed(0)
-    agent = PPO(BOX_OBS, gym.spaces.Discrete(3), NET, CPU, total_steps=1000, num_envs=1)
-    _, parts = agent.loss(rollout_batch(agent, 32))
-    # the parts are detached for logging; recompute the value loss the way loss() does
-    value = agent.policy.critic(torch.randn(8, 3)).squeeze(-1)
-    (value - torch.randn(8)).square().mean().backward()
-    assert all(grads_of(agent.policy.critic)) and not any(grads_of(agent.policy.actor))
+    agent = PPO(BOX_OBS, action_space, NET, CPU, 1000, num_envs=1, value_coef=0.5, clip_value=clip_value)
+    policy = agent.policy
+    actor_params = [*policy.actor.parameters(), policy.log_std]
+    batch = rollout_batch(agent, 32)
+
+    # with zero advantages and no entropy bonus, only the value terms are left in the loss
+    agent.entropy_coef = 0.0
+    loss, parts = agent.loss({**batch, "advantages": torch.zeros(32)})
+    assert float(parts["policy"]) == 0 and float(parts["value"]) > 0
+    loss.backward()
+    assert all(grads_of(policy.critic))
+    assert not any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in actor_params)
+    zero_grads(policy.actor, policy.critic)
+    policy.log_std.grad = None
+
+    # and the actor's gradient is the same with the value terms on or off: nothing of them reaches it
+    agent.entropy_coef = 0.01
+    actor_grads = []
+    for value_coef in (0.5, 0.0):
+        agent.value_coef = value_coef
+        agent.loss(batch)[0].backward()
+        actor_grads.append([p.grad.clone() if p.grad is not None else None for p in actor_params])
+        critic_reached = any(grads_of(policy.critic))
+        assert critic_reached == (value_coef > 0)  # the policy and entropy terms never reach the critic
+        zero_grads(policy.actor, policy.critic)
+        policy.log_std.grad = None
+    for with_value, without_value in zip(*actor_grads):
+        assert (with_value is None and without_value is None) or torch.equal(with_value, without_value)
+    assert any(g is not None and bool(g.abs().sum() > 0) for g in actor_grads[0])
 
 
 def test_td3_and_ddpg_losses_reach_only_their_own_networks():
@@ -142,16 +178,16 @@ def test_td3_and_ddpg_losses_reach_only_their_own_networks():
             target_noise=target_noise,
         )
         batch = fake_offpolicy_batch(64, torch.rand(64, 2) * 4 - 2)
-        critic_loss, q = agent.critic_loss(batch)
-        assert torch.isfinite(critic_loss) and q.shape == (critics, 64)
+        critic_loss, info = assert_loss_shape(agent.critic_loss(batch))
+        assert set(info) == {"q_mean"}
         critic_loss.backward()
         assert all(grads_of(agent.critics)) and not any(grads_of(agent.actor))
         for target in (agent.actor_target, agent.critics_target):
             assert not any(p.grad is not None for p in target.parameters())
         zero_grads(agent.critics, agent.actor)
-        actor_loss = agent.actor_loss(batch["obs"])
+        actor_loss, _ = assert_loss_shape(agent.actor_loss(batch["obs"]))
         actor_loss.backward()
-        assert torch.isfinite(actor_loss) and all(grads_of(agent.actor))
+        assert all(grads_of(agent.actor))
         assert not any(p.grad is not None for p in agent.critics.parameters())
 
 
@@ -178,8 +214,7 @@ def test_a2c_loss_trains_actor_and_critic_for_both_action_kinds():
     torch.manual_seed(0)
     for action_space, discrete in ACTION_SPACES:
         agent = A2C(BOX_OBS, action_space, NET, CPU, total_steps=1000, num_envs=1, entropy_coef=0.01)
-        loss, parts = agent.loss(rollout_batch(agent, 16))
-        assert torch.isfinite(loss) and all(torch.isfinite(v) for v in parts.values())
+        loss, _ = assert_loss_shape(agent.loss(rollout_batch(agent, 16)))
         loss.backward()
         policy = agent.policy
         assert all(grads_of(policy.actor)) and all(grads_of(policy.critic))
@@ -191,8 +226,7 @@ def test_reinforce_loss_reaches_only_the_policy_and_the_value_fit_only_the_criti
     for action_space, _ in ACTION_SPACES:
         agent = Reinforce(BOX_OBS, action_space, NET, CPU, num_envs=1, baseline="value")
         batch = rollout_batch(agent, 16)
-        loss, parts = agent.loss(batch)
-        assert torch.isfinite(loss) and all(torch.isfinite(v) for v in parts.values())
+        loss, _ = assert_loss_shape(agent.loss(batch))
         loss.backward()
         assert all(grads_of(agent.policy.actor)) and not any(grads_of(agent.policy.critic))
         before = [p.detach().clone() for p in agent.policy.actor.parameters()]
@@ -243,6 +277,7 @@ def test_trpo_fisher_product_is_the_kl_hessian_and_the_step_respects_the_trust_r
     v = torch.randn_like(flat)
     torch.testing.assert_close(fvp(v), hessian @ v + agent.cg_damping * v, rtol=1e-3, atol=1e-5)
 
+    objective, _ = assert_loss_shape(agent.surrogate(batch, batch["advantages"]))
     metrics = agent.natural_gradient_step(batch)
     assert metrics["kl"] <= 0.01
     if metrics["line_search_accepted"]:
@@ -268,8 +303,8 @@ def test_c51_loss_is_a_cross_entropy_that_trains_only_the_online_network():
     for double, dueling in ((False, False), (True, True)):
         agent = C51(BOX_OBS, gym.spaces.Discrete(3), NET, CPU, 1000, atoms=11, double=double, dueling=dueling)
         batch = fake_offpolicy_batch(32, torch.randint(0, 3, (32,)))
-        loss, q_taken = agent.loss(batch)
-        assert torch.isfinite(loss) and loss > 0 and q_taken.abs().max() <= 10
+        loss, info = assert_loss_shape(agent.loss(batch))
+        assert loss > 0 and info["q_mean"].abs() <= 10
         loss.backward()
         assert all(grads_of(agent.q)) and all(p.grad is None for p in agent.q_target.parameters())
         metrics = agent.update(batch)
@@ -289,6 +324,6 @@ def test_dueling_head_is_value_plus_centered_advantage():
 def test_dueling_double_dqn_loss_trains_trunk_and_both_heads():
     torch.manual_seed(0)
     agent = DQN(BOX_OBS, gym.spaces.Discrete(3), NET, CPU, total_steps=1000, double=True, dueling=True)
-    loss, _ = agent.loss(fake_offpolicy_batch(32, torch.randint(0, 3, (32,))))
+    loss, _ = assert_loss_shape(agent.loss(fake_offpolicy_batch(32, torch.randint(0, 3, (32,)))))
     loss.backward()
     assert all(grads_of(agent.q)) and all(p.grad is None for p in agent.q_target.parameters())

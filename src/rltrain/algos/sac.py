@@ -101,8 +101,8 @@ class SAC:
             action = torch.tanh(self.actor(obs)[0])
         return self.action_center + self.action_half_range * action
 
-    def critic_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Twin-critic soft Bellman loss (summed over critics) and the Q values, [2, batch]."""
+    def critic_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Twin-critic soft Bellman loss (summed over critics), and the mean Q value."""
         actions = (batch["actions"] - self.action_center) / self.action_half_range
         with torch.no_grad():
             next_actions, next_log_prob = self.actor.sample(batch["next_obs"])
@@ -110,35 +110,38 @@ class SAC:
             next_value = next_q - self.log_alpha.exp() * next_log_prob
             target = batch["rewards"] + self.gamma * (1.0 - batch["terminated"]) * next_value
         q = self.critics(batch["obs"], actions)
-        return (q - target).square().mean(1).sum(), q
+        return (q - target).square().mean(1).sum(), {"q_mean": q.detach().mean()}
 
-    def actor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reparameterized policy loss and the log-probs of its actions; no gradient reaches the critics."""
+    def actor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Reparameterized policy loss; no gradient reaches the critics. The info holds the entropy estimate and
+        the per-sample log-probs of the actions, which the temperature loss takes."""
         actions, log_prob = self.actor.sample(obs)
         frozen = {name: p.detach() for name, p in self.critics.named_parameters()}
         q = torch.func.functional_call(self.critics, frozen, (obs, actions)).min(0).values
-        return (self.log_alpha.detach().exp() * log_prob - q).mean(), log_prob
+        loss = (self.log_alpha.detach().exp() * log_prob - q).mean()
+        return loss, {"entropy": -log_prob.detach().mean(), "log_prob": log_prob.detach()}
 
-    def alpha_loss(self, log_prob: torch.Tensor) -> torch.Tensor:
-        return -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+    def alpha_loss(self, log_prob: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The temperature loss: alpha rises while the policy's entropy is below target_entropy."""
+        return -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean(), {}
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        critic_loss, q = self.critic_loss(batch)
+        critic_loss, info = self.critic_loss(batch)
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
-        metrics = {"critic": critic_loss.detach(), "q_mean": q.detach().mean(), "alpha": self.log_alpha.detach().exp()}
+        metrics = {"critic": critic_loss.detach(), **info, "alpha": self.log_alpha.detach().exp()}
 
         self.updates_done += 1
         if self.updates_done % self.policy_delay == 0:
-            actor_loss, log_prob = self.actor_loss(batch["obs"])
+            actor_loss, info = self.actor_loss(batch["obs"])
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_optimizer.step()
             metrics["actor"] = actor_loss.detach()
-            metrics["entropy"] = -log_prob.detach().mean()
+            metrics["entropy"] = info["entropy"]
             if self.autotune_alpha:
-                alpha_loss = self.alpha_loss(log_prob)
+                alpha_loss, _ = self.alpha_loss(info["log_prob"])
                 self.alpha_optimizer.zero_grad(set_to_none=True)
                 alpha_loss.backward()
                 self.alpha_optimizer.step()

@@ -98,8 +98,8 @@ class DeterministicActorCritic:
             action = action.clamp(-1.0, 1.0)
         return self.action_center + self.action_half_range * action
 
-    def critic_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Squared TD error summed over critics, against the smoothed, clipped double-Q target."""
+    def critic_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Squared TD error summed over critics, against the smoothed, clipped double-Q target; the mean Q value."""
         actions = (batch["actions"] - self.action_center) / self.action_half_range
         with torch.no_grad():
             next_actions = self.actor_target(batch["next_obs"])
@@ -110,22 +110,22 @@ class DeterministicActorCritic:
             next_q = self.critics_target(batch["next_obs"], next_actions).min(0).values
             target = batch["rewards"] + self.gamma * (1.0 - batch["terminated"]) * next_q
         q = self.critics(batch["obs"], actions)
-        return (q - target).square().mean(1).sum(), q
+        return (q - target).square().mean(1).sum(), {"q_mean": q.detach().mean()}
 
-    def actor_loss(self, obs: torch.Tensor) -> torch.Tensor:
+    def actor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """-Q_1(s, mu(s)); the critics' parameters are held fixed so no gradient reaches them."""
         frozen = {name: p.detach() for name, p in self.critics.named_parameters()}
-        return -torch.func.functional_call(self.critics, frozen, (obs, self.actor(obs)))[0].mean()
+        return -torch.func.functional_call(self.critics, frozen, (obs, self.actor(obs)))[0].mean(), {}
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        critic_loss, q = self.critic_loss(batch)
+        critic_loss, info = self.critic_loss(batch)
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
-        metrics = {"critic": critic_loss.detach(), "q_mean": q.detach().mean()}
+        metrics = {"critic": critic_loss.detach(), **info}
         self.updates_done += 1
         if self.updates_done % self.policy_delay == 0:
-            actor_loss = self.actor_loss(batch["obs"])
+            actor_loss, _ = self.actor_loss(batch["obs"])
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_optimizer.step()

@@ -105,9 +105,10 @@ class TRPO:
     def scale_rewards(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
         return self.policy.scale_rewards(rewards, dones)
 
-    def surrogate(self, batch: dict[str, torch.Tensor], advantages: torch.Tensor) -> torch.Tensor:
+    def surrogate(self, batch: dict[str, torch.Tensor], advantages: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The surrogate objective L(theta) that the trust-region step maximizes, and its (empty) info."""
         log_prob, _ = self.policy.log_prob_and_entropy(batch["obs"], batch["actions"])
-        return ((log_prob - batch["log_probs"]).exp() * advantages).mean()
+        return ((log_prob - batch["log_probs"]).exp() * advantages).mean(), {}
 
     def mean_kl(self, obs: torch.Tensor, old_distribution) -> torch.Tensor:
         kl = kl_divergence(old_distribution, self.policy.distribution(obs))
@@ -131,7 +132,7 @@ class TRPO:
         obs = batch["obs"]
         with torch.no_grad():
             old_distribution = self.policy.distribution(obs)
-        objective = self.surrogate(batch, advantages)
+        objective, _ = self.surrogate(batch, advantages)
         gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(objective, self.policy_params)])
         fvp = self.fisher_vector_product(obs, old_distribution)
         direction = conjugate_gradient(fvp, gradient, self.cg_iterations)
@@ -145,7 +146,7 @@ class TRPO:
             for _ in range(self.line_search_steps):
                 vector_to_parameters(old_params + step_size * direction, self.policy_params)
                 kl = self.mean_kl(obs, old_distribution)
-                new_objective = self.surrogate(batch, advantages)
+                new_objective, _ = self.surrogate(batch, advantages)
                 if kl <= self.max_kl and new_objective > old_objective:
                     accepted = True
                     break
