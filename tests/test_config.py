@@ -98,3 +98,21 @@ def test_final_observation_of_a_truncated_episode_is_the_real_one():
     assert not np.allclose(real, next_obs)  # next_obs already belongs to the new episodes
     np.testing.assert_allclose(real, np.stack(infos["final_obs"]))
     envs.close()
+
+
+@pytest.mark.parametrize(
+    "algo,env,named,not_named",
+    [
+        ("ppo", "cartpole", ("algo.lr", "algo.max_grad_norm"), ("_lr",)),
+        ("sac", "pendulum", ("algo.actor_lr", "algo.critic_lr", "algo.alpha_lr"), ("algo.lr", "max_grad_norm")),
+        ("trpo", "cartpole", ("algo.value_lr",), ("algo.lr", "max_grad_norm")),
+    ],
+)
+def test_divergence_message_names_only_keys_the_algorithm_has(algo, env, named, not_named, tmp_path):
+    trainer = Trainer(tiny(compose_config(f"algo={algo}", f"env={env}")), tmp_path)
+    with pytest.raises(RltrainError, match="training diverged at step 0: critic became nan") as error:
+        trainer.check_finite({"critic": float("nan")})
+    trainer.close()
+    message = str(error.value)
+    assert all(key in message for key in named), message
+    assert not any(key in message for key in not_named), message

@@ -27,8 +27,12 @@ COMPILABLE = ("loss", "critic_loss", "actor_loss")  # pure tensor functions torc
 
 def divergence_hint(algo_cfg: dict) -> str:
     """What to try against a diverged loss, naming only the keys this algorithm has."""
-    rates = [f"algo.{key}" for key in algo_cfg if key == "lr" or key.endswith("_lr")]
-    remedies = [f"lower the learning rate ({', '.join(rates)})"] if rates else []
+    rates = [  # lr, actor_lr, value_lr, ...: numbers, not switches such as anneal_lr
+        f"algo.{key}"
+        for key, value in algo_cfg.items()
+        if (key == "lr" or key.endswith("_lr")) and isinstance(value, (int, float)) and not isinstance(value, bool)
+    ]
+    remedies = [f"lower the learning rate{'s' if len(rates) > 1 else ''} ({', '.join(rates)})"] if rates else []
     if "max_grad_norm" in algo_cfg:
         remedies.append("clip gradients harder (algo.max_grad_norm)")
     return f"; {' or '.join(remedies)}." if remedies else "."

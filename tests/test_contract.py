@@ -1,0 +1,100 @@
+"""The agent contract: every shipped algorithm, built the way a run builds it, has every member its kind's Protocol
+lists, so an algorithm that forgets one fails here and not in a user's run."""
+
+import gymnasium as gym
+import pytest
+import torch
+
+from conftest import ALGOS, compose_config
+from rltrain.agent import (
+    PROTOCOLS,
+    Agent,
+    Algorithm,
+    build_agent,
+    missing_members,
+    protocol_members,
+    resolve_algorithm,
+)
+from rltrain.cli import config_dir
+from rltrain.errors import RltrainError
+from rltrain.loops import LOOPS, Loop
+
+CANDIDATE_ENVS = ("cartpole", "pendulum", "cliffwalking", "frozenlake", "bandit")
+CPU = torch.device("cpu")
+
+
+def built(algo: str, *overrides: str):
+    """The agent of `rltrain algo=<algo>` on the first shipped env it fits, through the run's own build path."""
+    for env in CANDIDATE_ENVS:
+        config = compose_config(f"algo={algo}", f"env={env}", *overrides)
+        try:
+            algorithm = resolve_algorithm(config, config_dir() / "algo")
+        except RltrainError:
+            continue
+        return build_agent(algorithm, config, CPU, num_envs=int(config["num_envs"]))
+    raise AssertionError(f"algo={algo} fits none of {CANDIDATE_ENVS}")
+
+
+def test_every_kind_has_a_loop_entry_and_a_protocol():
+    assert set(PROTOCOLS) == set(LOOPS)
+    assert all(isinstance(loop, Loop) and loop.env in ("vector", "single", "eval_only") for loop in LOOPS.values())
+    common = protocol_members(Agent)
+    assert {"kind", "act", "update", "state_dict", "load_state_dict"} <= set(common)
+    for protocol in PROTOCOLS.values():
+        assert set(common) <= set(protocol_members(protocol))
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_every_shipped_algorithm_keeps_the_protocol_of_its_kind(algo):
+    agent = built(algo)
+    assert agent.kind in PROTOCOLS
+    members = protocol_members(PROTOCOLS[agent.kind])
+    for name, is_method in members.items():
+        assert hasattr(agent, name), f"{algo} lacks {name}"
+        if is_method:
+            assert callable(getattr(agent, name)), f"{algo}.{name} is not callable"
+    assert missing_members(agent) == []
+
+
+def test_the_check_names_an_attribute_an_algorithm_lost():
+    agent = built("dqn")
+    assert missing_members(agent) == []
+    del agent.batch_size  # the off-policy loop reads it for every sample
+    assert missing_members(agent) == ["batch_size"]
+
+
+def test_the_check_names_a_method_that_is_not_callable():
+    agent = built("ppo")
+    agent.policy_step = None
+    assert missing_members(agent) == ["policy_step"]
+
+
+class ForgetfulTabular:
+    """A tabular algorithm without choose(), which the tabular loop calls every step."""
+
+    kind = "tabular"
+    observation_spaces = action_spaces = (gym.spaces.Discrete,)
+
+    def __init__(self, observation_space, action_space):
+        pass
+
+    def act(self, obs, explore):
+        return obs
+
+    def update(self, batch):
+        return {}
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+def test_building_an_algorithm_that_breaks_the_contract_is_one_clear_error():
+    config = compose_config("algo=q_learning", "env=cliffwalking")
+    config["algo"] = {"_target_": "test_contract.ForgetfulTabular", "name": "forgetful"}
+    algorithm = resolve_algorithm(config)
+    assert isinstance(algorithm, Algorithm) and algorithm.cls is ForgetfulTabular
+    with pytest.raises(RltrainError, match=r"algo=forgetful \(ForgetfulTabular\) lacks choose, .*TabularAgent"):
+        build_agent(algorithm, config, CPU, num_envs=1)
