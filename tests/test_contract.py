@@ -2,10 +2,11 @@
 lists, so an algorithm that forgets one fails here and not in a user's run."""
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
-from conftest import ALGOS, compose_config
+from conftest import ALGOS, compose_config, tiny
 from rltrain.agent import (
     PROTOCOLS,
     Agent,
@@ -18,6 +19,7 @@ from rltrain.agent import (
 from rltrain.cli import config_dir
 from rltrain.errors import RltrainError
 from rltrain.loops import LOOPS, Loop
+from rltrain.trainer import Trainer
 
 CANDIDATE_ENVS = ("cartpole", "pendulum", "cliffwalking", "frozenlake", "bandit")
 CPU = torch.device("cpu")
@@ -98,3 +100,45 @@ def test_building_an_algorithm_that_breaks_the_contract_is_one_clear_error():
     assert isinstance(algorithm, Algorithm) and algorithm.cls is ForgetfulTabular
     with pytest.raises(RltrainError, match=r"algo=forgetful \(ForgetfulTabular\) lacks choose, .*TabularAgent"):
         build_agent(algorithm, config, CPU, num_envs=1)
+
+
+class EvalOnly:
+    """An agent of a kind that trains without stepping an env (as offline learning from a dataset will)."""
+
+    kind = "eval_only_test"
+    observation_spaces = action_spaces = (gym.spaces.Discrete,)
+
+    def __init__(self, observation_space, action_space):
+        self.updates = 0
+
+    def act(self, obs, explore):
+        return np.zeros(len(obs), dtype=np.int64)
+
+    def update(self, batch):
+        self.updates += 1
+        return {"loss": 0.0}
+
+    def state_dict(self):
+        return {"updates": self.updates}
+
+    def load_state_dict(self, state):
+        self.updates = state["updates"]
+
+
+def test_a_new_kind_needs_a_loop_row_and_a_protocol_but_no_trainer_change(monkeypatch, tmp_path):
+    seen = []
+
+    def by_updates(trainer):
+        seen.append((trainer.env, trainer.envs, trainer.replay))
+        while trainer.advance(1, trainer.agent.update({})):
+            pass
+
+    monkeypatch.setitem(LOOPS, EvalOnly.kind, Loop(by_updates, env="eval_only", step_unit="updates"))
+    monkeypatch.setitem(PROTOCOLS, EvalOnly.kind, Agent)
+    config = tiny(compose_config("algo=q_learning", "env=frozenlake"), total_steps=50)
+    config["algo"] = {"_target_": "test_contract.EvalOnly", "name": "eval_only"}
+    trainer = Trainer(config, tmp_path)
+    summary = trainer.run()
+    assert seen == [(None, None, None)]  # no training env, no replay buffer: only the eval env
+    assert trainer.agent.updates == 50 and summary["env_steps"] == 50 and summary["step_unit"] == "updates"
+    assert summary["eval_return_mean"] is not None

@@ -216,8 +216,8 @@ class Loop:
     uses_step_budget: bool = True  # False: the loop runs to its own end (convergence), whatever total_steps says
 
 
-# A new kind is one function and one row here. Offline learning, for one, would be
-# Loop(offline, env="eval_only", step_unit="updates"): it reads its dataset itself and advances by gradient updates.
+# A new kind is one function and one row here, and its Protocol in agent.PROTOCOLS. Offline learning, for one, would
+# be Loop(offline, env="eval_only", step_unit="updates"): it reads its dataset itself and advances by updates.
 LOOPS = {
     "onpolicy": Loop(onpolicy, env="vector"),
     "episodic": Loop(episodic, env="vector"),
