@@ -21,80 +21,6 @@ from torch.nn import functional as F
 from rltrain.networks import QNetwork, adam, soft_update
 
 
-class QTraining:
-    """What DQN and C51 share besides their loss: epsilon-greedy acting on Q with a linearly decaying epsilon, the
-    gradient step (norm clipping, optional linear learning-rate decay), the target network's hard or Polyak
-    updates, and the checkpoint of all that. Each algorithm holds one; there is no base class."""
-
-    def __init__(
-        self,
-        q: QNetwork,
-        lr: float,
-        anneal_lr: bool,
-        total_steps: int,
-        target_update_every: int,
-        tau: float,
-        eps_start: float,
-        eps_end: float,
-        eps_fraction: float,
-        max_grad_norm: float,
-    ):
-        self.q = q
-        self.q_target = copy.deepcopy(q).requires_grad_(False)
-        self.optimizer = adam(q.parameters(), lr)
-        self.lr, self.anneal_lr, self.total_steps = lr, anneal_lr, total_steps
-        self.target_update_every, self.tau, self.max_grad_norm = target_update_every, tau, max_grad_norm
-        self.eps_start, self.eps_end, self.eps_decay_steps = eps_start, eps_end, max(1, eps_fraction * total_steps)
-        self.env_steps = 0  # exploring steps taken, drives the epsilon schedule
-        self.updates_done = 0
-
-    def epsilon(self) -> float:
-        fraction = min(1.0, self.env_steps / self.eps_decay_steps)
-        return self.eps_start + fraction * (self.eps_end - self.eps_start)
-
-    @torch.no_grad()
-    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
-        greedy = self.q(obs).argmax(-1)
-        if not explore:
-            return greedy
-        n = obs.shape[0]
-        random_actions = torch.randint(0, self.q.num_actions, (n,), device=obs.device)
-        take_random = torch.rand(n, device=obs.device) < self.epsilon()
-        self.env_steps += n
-        return torch.where(take_random, random_actions, greedy)
-
-    def step(self, loss: torch.Tensor) -> None:
-        """One gradient step on `loss`, then the target network's update when it is due."""
-        if self.anneal_lr:
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.lr * max(0.0, 1.0 - self.env_steps / self.total_steps)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.q.parameters(), self.max_grad_norm)
-        self.optimizer.step()
-        self.updates_done += 1
-        if self.tau < 1.0:
-            soft_update(self.q_target, self.q, self.tau)
-        elif self.updates_done % self.target_update_every == 0:
-            self.q_target.load_state_dict(self.q.state_dict())
-
-    def state_dict(self) -> dict:
-        return {
-            "q": self.q.state_dict(),
-            "q_target": self.q_target.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "env_steps": self.env_steps,
-            "updates_done": self.updates_done,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.q.load_state_dict(state["q"])
-        self.q_target.load_state_dict(state["q_target"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.env_steps = int(state["env_steps"])
-        self.updates_done = int(state["updates_done"])
-
-
 class DQN:
     kind = "offpolicy"
     observation_spaces = (gym.spaces.Box,)
@@ -167,3 +93,77 @@ class DQN:
 
     def load_state_dict(self, state: dict) -> None:
         self.training.load_state_dict(state)
+
+
+class QTraining:
+    """What DQN and C51 share besides their loss: epsilon-greedy acting on Q with a linearly decaying epsilon, the
+    gradient step (norm clipping, optional linear learning-rate decay), the target network's hard or Polyak
+    updates, and the checkpoint of all that. Each algorithm holds one; there is no base class."""
+
+    def __init__(
+        self,
+        q: QNetwork,
+        lr: float,
+        anneal_lr: bool,
+        total_steps: int,
+        target_update_every: int,
+        tau: float,
+        eps_start: float,
+        eps_end: float,
+        eps_fraction: float,
+        max_grad_norm: float,
+    ):
+        self.q = q
+        self.q_target = copy.deepcopy(q).requires_grad_(False)
+        self.optimizer = adam(q.parameters(), lr)
+        self.lr, self.anneal_lr, self.total_steps = lr, anneal_lr, total_steps
+        self.target_update_every, self.tau, self.max_grad_norm = target_update_every, tau, max_grad_norm
+        self.eps_start, self.eps_end, self.eps_decay_steps = eps_start, eps_end, max(1, eps_fraction * total_steps)
+        self.env_steps = 0  # exploring steps taken, drives the epsilon schedule
+        self.updates_done = 0
+
+    def epsilon(self) -> float:
+        fraction = min(1.0, self.env_steps / self.eps_decay_steps)
+        return self.eps_start + fraction * (self.eps_end - self.eps_start)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        greedy = self.q(obs).argmax(-1)
+        if not explore:
+            return greedy
+        n = obs.shape[0]
+        random_actions = torch.randint(0, self.q.num_actions, (n,), device=obs.device)
+        take_random = torch.rand(n, device=obs.device) < self.epsilon()
+        self.env_steps += n
+        return torch.where(take_random, random_actions, greedy)
+
+    def step(self, loss: torch.Tensor) -> None:
+        """One gradient step on `loss`, then the target network's update when it is due."""
+        if self.anneal_lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr * max(0.0, 1.0 - self.env_steps / self.total_steps)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.q.parameters(), self.max_grad_norm)
+        self.optimizer.step()
+        self.updates_done += 1
+        if self.tau < 1.0:
+            soft_update(self.q_target, self.q, self.tau)
+        elif self.updates_done % self.target_update_every == 0:
+            self.q_target.load_state_dict(self.q.state_dict())
+
+    def state_dict(self) -> dict:
+        return {
+            "q": self.q.state_dict(),
+            "q_target": self.q_target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "env_steps": self.env_steps,
+            "updates_done": self.updates_done,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.q.load_state_dict(state["q"])
+        self.q_target.load_state_dict(state["q_target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.env_steps = int(state["env_steps"])
+        self.updates_done = int(state["updates_done"])
