@@ -55,10 +55,10 @@ class DQN:
         obs_dim = int(np.prod(observation_space.shape))
         hidden, activation = list(network["hidden"]), network["activation"]
         q = QNetwork(obs_dim, int(action_space.n), hidden, activation, dueling).to(device)
-        self.training = QTraining(
+        self.q_training = QTraining(
             q, lr, anneal_lr, total_steps, target_update_every, tau, eps_start, eps_end, eps_fraction, max_grad_norm
         )
-        self.q, self.q_target = self.training.q, self.training.q_target
+        self.q, self.q_target = self.q_training.q, self.q_training.q_target
         self.gamma, self.n_step, self.double = gamma, n_step, double
         self.td_loss = F.smooth_l1_loss if huber else F.mse_loss
         # replay schedule, read by the off-policy loop
@@ -66,7 +66,7 @@ class DQN:
         self.learning_starts, self.train_every, self.gradient_steps = learning_starts, train_every, gradient_steps
 
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
-        return self.training.act(obs, explore)
+        return self.q_training.act(obs, explore)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Huber TD loss, and the mean Q(s, a) of the batch."""
@@ -85,14 +85,14 @@ class DQN:
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         loss, info = self.loss(batch)
-        self.training.step(loss)
-        return {"td": loss.detach(), **info, "epsilon": self.training.epsilon()}
+        self.q_training.step(loss)
+        return {"td": loss.detach(), **info, "epsilon": self.q_training.epsilon()}
 
     def state_dict(self) -> dict:
-        return self.training.state_dict()
+        return self.q_training.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self.training.load_state_dict(state)
+        self.q_training.load_state_dict(state)
 
 
 class QTraining:
