@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run train eval test test-fast bench tensorboard lint clean
+.PHONY: install run train eval test test-fast bench robustness tensorboard lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench: install  ## rltrain vs stable-baselines3 (RL Zoo hyperparameters) -> benc
 	@# only rl_zoo3's hyperparameter files are read; its optuna>=3 would break the optuna sweeper's optuna 2.10
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps "rl_zoo3>=2.3"
 	$(PY) bench/run.py $(ARGS)
+
+robustness: install  ## fraction of 20 seeds reaching each preset's threshold per CPU kernel path -> bench/results/
+	$(PY) bench/robustness.py $(ARGS)
 
 tensorboard: install
 	$(VENV)/bin/tensorboard --logdir outputs --host 127.0.0.1

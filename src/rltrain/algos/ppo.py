@@ -3,7 +3,7 @@
 Per rollout of rollout_steps x num_envs transitions, the loop computes GAE advantages; update() then runs
 `epochs` passes over shuffled minibatches minimizing
     L = -E[min(r A, clip(r, 1-eps, 1+eps) A)] + value_coef * E[(V - R)^2] - entropy_coef * E[H(pi)],
-with r = pi(a|s) / pi_old(a|s).
+with r = pi(a|s) / pi_old(a|s); eps = clip, or with anneal_clip clip * (1 - fraction of training done).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class PPO:
         gamma: float = 0.99,
         gae_lambda: float = 0.95,
         clip: float = 0.2,
+        anneal_clip: bool = False,
         clip_value: float | None = None,
         value_coef: float = 0.5,
         entropy_coef: float = 0.0,
@@ -64,7 +65,8 @@ class PPO:
         self.lr, self.anneal_lr = lr, anneal_lr
         self.rollout_steps, self.epochs, self.minibatches = rollout_steps, epochs, minibatches
         self.gamma, self.gae_lambda = gamma, gae_lambda
-        self.clip, self.clip_value = clip, clip_value
+        self.clip, self.anneal_clip, self.clip_value = clip, anneal_clip, clip_value
+        self.clip_range = clip  # eps of this update: clip, or clip decayed linearly to 0 with anneal_clip
         self.value_coef, self.entropy_coef, self.max_grad_norm = value_coef, entropy_coef, max_grad_norm
         self.normalize_advantages = normalize_advantages
         self.total_updates = max(1, total_steps // (rollout_steps * num_envs))
@@ -84,8 +86,11 @@ class PPO:
         return self.policy.scale_rewards(rewards, dones)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        fraction_done = self.updates_done / self.total_updates
         if self.anneal_lr:
-            anneal_learning_rate(self.optimizer, self.lr, self.updates_done / self.total_updates)
+            anneal_learning_rate(self.optimizer, self.lr, fraction_done)
+        if self.anneal_clip:
+            self.clip_range = self.clip * max(0.0, 1.0 - fraction_done)
         size = batch["obs"].shape[0]
         minibatch = max(size // self.minibatches, 2)  # at least 2 samples, so advantages have a std
         for _ in range(self.epochs):
@@ -104,7 +109,8 @@ class PPO:
 
         log_ratio = log_prob - mb["log_probs"]
         ratio = log_ratio.exp()
-        policy_loss = -torch.min(ratio * advantages, ratio.clamp(1 - self.clip, 1 + self.clip) * advantages).mean()
+        clipped_ratio = ratio.clamp(1 - self.clip_range, 1 + self.clip_range)
+        policy_loss = -torch.min(ratio * advantages, clipped_ratio * advantages).mean()
 
         value = self.policy.critic(mb["obs"]).squeeze(-1)
         if self.clip_value is None:
@@ -117,7 +123,7 @@ class PPO:
         loss = policy_loss + self.value_coef * value_loss - self.entropy_coef * entropy_mean
         with torch.no_grad():
             approx_kl = ((ratio - 1) - log_ratio).mean()  # the low-variance KL estimator (Schulman, 2020)
-            clip_fraction = ((ratio - 1).abs() > self.clip).float().mean()
+            clip_fraction = ((ratio - 1).abs() > self.clip_range).float().mean()
         return loss, {
             "policy": policy_loss.detach(),
             "value": value_loss.detach(),

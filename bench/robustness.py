@@ -1,0 +1,208 @@
+"""Robustness of the tuned presets: the fraction of seeds whose final eval reaches the preset's threshold, under
+each CPU kernel path this machine offers (`ATEN_CPU_CAPABILITY=default|avx2|avx512`).
+
+Floating-point rounding differs between kernel paths (and between CPUs), and RL outcomes are chaotic, so a preset
+that holds on two seeds of one machine can fail elsewhere. Each (preset, kernel path, seed) is one run of the
+preset exactly as `rltrain algo=... env=... seed=...` trains it (its own eval schedule, final eval of 10
+deterministic episodes). Results are appended to a JSON-lines file as runs finish, so an interrupted bench
+resumes where it stopped (and a changed preset is re-measured: each result records a hash of the config it ran).
+
+    python bench/robustness.py                          # every preset, seeds 0-19, every kernel path here
+    python bench/robustness.py --only ppo-cartpole --seeds 0 1 2 --paths default
+    python bench/robustness.py --report                 # only rewrite the table from the results so far
+
+Writes bench/results/robustness.md (the table) from bench/results/robustness.jsonl (the runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from run import CASES  # noqa: E402  (the presets and their thresholds, shared with the speed bench)
+
+RESULTS = HERE / "results"
+RUNS = RESULTS / "robustness.jsonl"
+TABLE = RESULTS / "robustness.md"
+PATHS = ("default", "avx2", "avx512")
+CPU_FLAGS = {"default": None, "avx2": "avx2", "avx512": "avx512f"}
+
+
+def available_paths() -> list[str]:
+    """Kernel paths this CPU can run: PyTorch refuses a capability the CPU lacks (it falls back silently)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return ["default"]
+    return [p for p in PATHS if CPU_FLAGS[p] is None or CPU_FLAGS[p] in flags]
+
+
+def preset_config(case: str, overrides: list[str]) -> dict:
+    """The plain config the preset trains with (composed in a worker, so torch loads under its kernel path)."""
+    from hydra import compose, initialize_config_dir
+
+    from rltrain.cli import config_dir, plain_config
+
+    algo, env, _, _, extra, _ = CASES[case]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        composed = compose(config_name="config", overrides=[f"algo={algo}", f"env={env}", *extra, *overrides])
+    return plain_config(composed)
+
+
+def config_hash(config: dict) -> str:
+    """What decides a run's outcome besides seed and kernel path: the config without seed and logging keys."""
+    kept = {k: v for k, v in config.items() if k not in ("seed", "log", "resume", "hparams_search")}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def worker(case: str, seeds: list[int], overrides: list[str], out: Path) -> None:
+    """Train the preset on each seed in this process (ATEN_CPU_CAPABILITY was set before torch loaded)."""
+    import tempfile
+
+    import torch
+
+    from rltrain.trainer import Trainer
+
+    threshold = CASES[case][3]
+    path = os.environ.get("ATEN_CPU_CAPABILITY", "default")
+    for seed in seeds:
+        config = preset_config(case, overrides)
+        digest = config_hash(config)
+        config["seed"] = seed
+        config["log"]["progress"] = False
+        with tempfile.TemporaryDirectory() as run_dir:
+            started = time.perf_counter()
+            summary = Trainer(config, Path(run_dir)).run()
+        row = {
+            "case": case,
+            "path": path,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "seed": seed,
+            "config": digest,
+            "final_return": summary["eval_return_mean"],
+            "best_return": summary["best_eval_return_mean"],
+            "reached": summary["eval_return_mean"] >= threshold,
+            "env_steps": summary["env_steps"],
+            "evals": [[int(step), round(mean, 1)] for step, _, mean, _ in summary["eval_history"]],
+            "wall_s": round(time.perf_counter() - started, 2),
+        }
+        with out.open("a") as f:  # one short line per append: concurrent workers do not interleave
+            f.write(json.dumps(row) + "\n")
+        print(f"[robustness] {case} {path} seed {seed}: {row['final_return']:.1f}", flush=True)
+
+
+def load_runs() -> list[dict]:
+    if not RUNS.exists():
+        return []
+    return [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()]
+
+
+def current_hashes(cases: list[str], overrides: list[str]) -> dict[str, str]:
+    """Each preset's config hash, computed in a subprocess (composing needs Hydra; cheap, done once)."""
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import robustness as r; "
+        "overrides = json.loads(sys.argv[2]); "
+        "print(json.dumps({c: r.config_hash(r.preset_config(c, overrides)) for c in sys.argv[3:]}))"
+    )
+    command = [sys.executable, "-c", code, str(HERE), json.dumps(overrides), *cases]
+    out = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_all(cases: list[str], seeds: list[int], paths: list[str], overrides: list[str], jobs: int) -> None:
+    hashes = current_hashes(cases, overrides)
+    done = {(r["case"], r["path"], r["seed"]) for r in load_runs() if r["config"] == hashes.get(r["case"])}
+    # one task per (case, path, seed), longest presets first so the workers end together
+    tasks = [(c, p, s) for c in cases for p in paths for s in seeds if (c, p, s) not in done]
+    print(f"[robustness] {len(tasks)} runs to do ({len(done)} already measured with the current presets)")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+
+    def launch(task):
+        case, path, seed = task
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "ATEN_CPU_CAPABILITY": path}
+        # the Trainer's own messages stay in the worker; its one result line is shown
+        done = subprocess.run(
+            [sys.executable, __file__, "--worker", case, "--seeds", str(seed), "--out", str(RUNS)]
+            + [f"--set={o}" for o in overrides],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{case} {path} seed {seed} failed:\n{done.stderr[-3000:]}")
+        print(*(line for line in done.stdout.splitlines() if line.startswith("[robustness]")), sep="\n", flush=True)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(launch, tasks))
+
+
+def table(cases: list[str], overrides: list[str]) -> str:
+    """Per preset and kernel path: fraction of seeds at or above the threshold, min and median final return."""
+    hashes = current_hashes(cases, overrides)
+    runs = [r for r in load_runs() if r["case"] in hashes and r["config"] == hashes[r["case"]]]
+    lines = [
+        f"# Preset robustness, {datetime.now():%Y-%m-%d %H:%M}",
+        "",
+        "Fraction of seeds whose final deterministic eval (10 episodes) reaches the threshold, per CPU kernel path "
+        "(`ATEN_CPU_CAPABILITY`), with the minimum and median final return. Produced by `python "
+        "bench/robustness.py` (`make robustness`); runs in `robustness.jsonl`.",
+        "",
+        "| preset | threshold | budget | kernel path | seeds | reached | min | median | failing seeds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for case in cases:
+        for path in PATHS:
+            rows = sorted((r for r in runs if r["case"] == case and r["path"] == path), key=lambda r: r["seed"])
+            if not rows:
+                continue
+            finals = [r["final_return"] for r in rows]
+            reached = sum(r["reached"] for r in rows)
+            failing = ", ".join(f"{r['seed']} ({r['final_return']:.0f})" for r in rows if not r["reached"]) or "—"
+            lines.append(
+                f"| {case} | {CASES[case][3]:g} | {rows[0]['env_steps']} | {path} | {len(rows)} | "
+                f"{reached}/{len(rows)} = {reached / len(rows):.2f} | {min(finals):.1f} | "
+                f"{statistics.median(finals):.1f} | {failing} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=list(CASES), help="presets to run (default: all)")
+    parser.add_argument("--seeds", nargs="*", type=int, default=list(range(20)))
+    parser.add_argument("--paths", nargs="*", choices=PATHS, help="kernel paths (default: all this CPU has)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs at once (one torch thread each)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="an extra rltrain override for every run"
+    )
+    parser.add_argument("--report", action="store_true", help="only rewrite the table from the results so far")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.seeds, args.set, args.out)
+        return
+    cases = args.only or list(CASES)
+    if not args.report:
+        paths = args.paths or available_paths()
+        run_all(cases, args.seeds, paths, args.set, args.jobs)
+    text = table(cases if args.set else list(CASES), args.set)
+    print(text)
+    if not args.set:  # the table of the presets as shipped; a variation is only printed
+        TABLE.write_text(text)
+        print(f"written: {TABLE}")
+
+
+if __name__ == "__main__":
+    main()
