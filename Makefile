@@ -12,7 +12,7 @@ ARGS ?=
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,video,sweep,cluster]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,video,sweep,cluster,datasets]"
 	@touch $(STAMP)
 
 install: $(STAMP)

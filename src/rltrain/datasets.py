@@ -1,0 +1,452 @@
+"""Minari datasets: record them from a policy or a saved replay buffer, load them into preallocated device tensors.
+
+Datasets live in Minari's own root (`MINARI_DATASETS_PATH`, else ~/.minari/datasets), so `minari list local`
+shows them and rltrain reads datasets other tools wrote. Writing fills Minari's `EpisodeBuffer`s directly and
+calls `create_dataset_from_buffers` (Minari's DataCollector would pull in jax).
+
+A Minari episode of N steps holds N + 1 observations: the true next observation of step t is observation t + 1,
+also after the last step (never a reset observation). Terminations and truncations stay apart: a truncated last
+step (time limit, or the collector's step budget) is not a terminal for any TD target.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rltrain.errors import RltrainError
+
+INSTALL_HINT = "pip install 'rltrain[datasets]'"
+
+
+def import_minari():
+    try:
+        import minari
+    except ImportError:
+        raise RltrainError(f"Minari datasets need the datasets extra: {INSTALL_HINT}.") from None
+    return minari
+
+
+def dataset_path(dataset_id: str) -> Path:
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    return Path(get_dataset_path(dataset_id))
+
+
+def local_ids() -> list[str]:
+    minari = import_minari()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sorted(minari.list_local_datasets())
+
+
+def check_id_format(dataset_id: str) -> None:
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    try:
+        parse_dataset_id(dataset_id)
+    except ValueError:
+        raise RltrainError(
+            f"dataset id {dataset_id} is malformed; use <namespace>/<env>/<name>-v<k>, e.g. rltrain/cartpole/expert-v0."
+        ) from None
+
+
+# --- loading ----------------------------------------------------------------------------------------------------
+@dataclass
+class Dataset:
+    """The transitions of a Minari dataset as flat tensors on the training device, episodes back to back."""
+
+    id: str
+    obs: torch.Tensor  # [N, *obs_shape] float32
+    actions: torch.Tensor  # [N] long (Discrete) or [N, act_dim] float32 (Box)
+    rewards: torch.Tensor  # [N]
+    next_obs: torch.Tensor  # [N, *obs_shape]: observation t + 1 of the same episode, always the true one
+    terminated: torch.Tensor  # [N] float: the episode really ended here (no bootstrap)
+    truncated: torch.Tensor  # [N] float: the episode was cut here (time limit or collector budget)
+    episode: torch.Tensor  # [N] long: index of the episode each transition belongs to
+    episode_returns: torch.Tensor  # [E] undiscounted return of each episode
+    episode_lengths: torch.Tensor  # [E]
+    observation_space: gym.Space
+    action_space: gym.Space
+    env_spec: gym.envs.registration.EnvSpec | None = None
+    ref_min_score: float | None = None
+    ref_max_score: float | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.rewards.shape[0])
+
+    @property
+    def num_episodes(self) -> int:
+        return int(self.episode_lengths.shape[0])
+
+    def sample(self, batch_size: int, transitions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """A uniform batch of transitions, from all of them or from the `transitions` index."""
+        if transitions is None:
+            index = torch.randint(0, len(self), (batch_size,), device=self.rewards.device)
+        else:
+            index = transitions[torch.randint(0, transitions.shape[0], (batch_size,), device=transitions.device)]
+        return {
+            "obs": self.obs[index],
+            "actions": self.actions[index],
+            "rewards": self.rewards[index],
+            "next_obs": self.next_obs[index],
+            "terminated": self.terminated[index],
+            "truncated": self.truncated[index],
+        }
+
+    def top_episodes(self, fraction: float) -> torch.Tensor:
+        """Index of the transitions of the best `fraction` of episodes by return (at least one episode)."""
+        keep = max(1, int(round(fraction * self.num_episodes)))
+        best = torch.argsort(self.episode_returns, descending=True)[:keep]
+        mask = torch.zeros(self.num_episodes, dtype=torch.bool, device=self.episode.device)
+        mask[best] = True
+        return torch.nonzero(mask[self.episode]).squeeze(-1)
+
+    def normalized_score(self, episodic_return: float) -> float | None:
+        """100 * (R - ref_min) / (ref_max - ref_min), the D4RL normalization; None without reference scores."""
+        if self.ref_min_score is None or self.ref_max_score is None or self.ref_max_score == self.ref_min_score:
+            return None
+        return 100.0 * (episodic_return - self.ref_min_score) / (self.ref_max_score - self.ref_min_score)
+
+
+def unknown_id_message(dataset_id: str) -> str:
+    ids = local_ids()
+    root = dataset_path("")
+    if not ids:
+        return (
+            f"dataset={dataset_id} is not in the Minari root {root}, which is empty; record one with rltrain-collect."
+        )
+    close = difflib.get_close_matches(dataset_id, ids, n=3, cutoff=0.4)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return f"dataset={dataset_id} is not in the Minari root {root}.{hint} Local datasets: {', '.join(ids)}."
+
+
+def unreadable(dataset_id: str, exc: Exception) -> str:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (
+        f"dataset={dataset_id} at {dataset_path(dataset_id)} is unreadable ({type(exc).__name__}: {reason}); "
+        "record it again with rltrain-collect overwrite=true."
+    )
+
+
+def open_dataset(dataset_id: str):
+    """The MinariDataset of a local id, or one sentence saying why it cannot be read."""
+    minari = import_minari()
+    check_id_format(dataset_id)
+    path = dataset_path(dataset_id)
+    if not (path / "data").is_dir():
+        raise RltrainError(unknown_id_message(dataset_id))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = minari.load_dataset(dataset_id)
+            total = data.total_episodes
+    except Exception as exc:
+        raise RltrainError(unreadable(dataset_id, exc)) from None
+    if total == 0 or data.total_steps == 0:
+        raise RltrainError(f"dataset={dataset_id} at {path} holds no episodes; record it again with rltrain-collect.")
+    return data
+
+
+def env_id_of(dataset_id: str) -> str | None:
+    """The gymnasium id the dataset was recorded on (its env spec), or None when it has none."""
+    data = open_dataset(dataset_id)
+    return data.env_spec.id if data.env_spec is not None else None
+
+
+def space_problem(what: str, ours: gym.Space, theirs: gym.Space) -> str | None:
+    if type(ours) is not type(theirs):
+        return f"its {what} space is {theirs}, but the env's is {ours}"
+    if isinstance(ours, gym.spaces.Discrete) and ours.n != theirs.n:
+        return f"its {what} space is {theirs}, but the env's is {ours}"
+    if isinstance(ours, gym.spaces.Box) and ours.shape != theirs.shape:
+        return f"its {what} space has shape {theirs.shape}, but the env's has {ours.shape}"
+    return None
+
+
+def load(
+    dataset_id: str,
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    env_id: str,
+    device: torch.device,
+) -> Dataset:
+    """Read every episode of `dataset_id` once into preallocated tensors, after checking it fits the env."""
+    data = open_dataset(dataset_id)
+    spec = data.env_spec
+    if spec is not None and spec.id != env_id:
+        raise RltrainError(
+            f"dataset={dataset_id} was recorded on {spec.id}, but the env is {env_id}; "
+            f"drop env= (the dataset's env is used) or pick a dataset of {env_id}."
+        )
+    for what, ours, theirs in (
+        ("observation", observation_space, data.observation_space),
+        ("action", action_space, data.action_space),
+    ):
+        problem = space_problem(what, ours, theirs)
+        if problem:
+            raise RltrainError(f"dataset={dataset_id} does not fit {env_id}: {problem}.")
+    if not isinstance(observation_space, gym.spaces.Box):
+        raise RltrainError(f"dataset={dataset_id}: only Box observations can be loaded, not {observation_space}.")
+
+    steps, episodes = int(data.total_steps), int(data.total_episodes)
+    discrete = isinstance(action_space, gym.spaces.Discrete)
+    obs_shape = observation_space.shape
+    act_shape = () if discrete else action_space.shape
+    out = Dataset(
+        id=dataset_id,
+        obs=torch.zeros(steps, *obs_shape, device=device),
+        actions=torch.zeros(steps, *act_shape, dtype=torch.long if discrete else torch.float32, device=device),
+        rewards=torch.zeros(steps, device=device),
+        next_obs=torch.zeros(steps, *obs_shape, device=device),
+        terminated=torch.zeros(steps, device=device),
+        truncated=torch.zeros(steps, device=device),
+        episode=torch.zeros(steps, dtype=torch.long, device=device),
+        episode_returns=torch.zeros(episodes, device=device),
+        episode_lengths=torch.zeros(episodes, dtype=torch.long, device=device),
+        observation_space=observation_space,
+        action_space=action_space,
+        env_spec=spec,
+        ref_min_score=data.storage.metadata.get("ref_min_score"),
+        ref_max_score=data.storage.metadata.get("ref_max_score"),
+        metadata={k: v for k, v in data.storage.metadata.items() if isinstance(v, (str, int, float))},
+    )
+    start = 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for e, episode in enumerate(data.iterate_episodes()):
+                n = len(episode)
+                observations = np.asarray(episode.observations, dtype=np.float32).reshape(n + 1, *obs_shape)
+                rows = slice(start, start + n)
+                out.obs[rows] = torch.as_tensor(observations[:-1])
+                out.next_obs[rows] = torch.as_tensor(observations[1:])
+                out.actions[rows] = torch.as_tensor(np.asarray(episode.actions).reshape(n, *act_shape)).to(
+                    out.actions.dtype
+                )
+                out.rewards[rows] = torch.as_tensor(np.asarray(episode.rewards, dtype=np.float32))
+                out.terminated[rows] = torch.as_tensor(np.asarray(episode.terminations, dtype=np.float32))
+                out.truncated[rows] = torch.as_tensor(np.asarray(episode.truncations, dtype=np.float32))
+                out.episode[rows] = e
+                out.episode_returns[e] = float(np.sum(episode.rewards))
+                out.episode_lengths[e] = n
+                start += n
+    except Exception as exc:
+        raise RltrainError(unreadable(dataset_id, exc)) from None
+    if start != steps:
+        raise RltrainError(f"dataset={dataset_id} says it holds {steps} steps, but its episodes hold {start}.")
+    return out
+
+
+# --- recording ----------------------------------------------------------------------------------------------------
+class RandomPolicy:
+    """Uniform random actions for a batch of observations (the reference policy of ref_min_score)."""
+
+    def __init__(self, action_space: gym.Space, seed: int):
+        self.space = action_space
+        self.space.seed(seed)
+
+    def act(self, obs, explore: bool = True) -> np.ndarray:
+        return np.stack([self.space.sample() for _ in range(len(obs))])
+
+
+def as_numpy(actions) -> np.ndarray:
+    return actions.cpu().numpy() if isinstance(actions, torch.Tensor) else np.asarray(actions)
+
+
+class NoisyPolicy:
+    """A policy's deterministic action plus exploration noise: epsilon-random for Discrete actions, Gaussian with
+    std `noise * (high - low)` (clipped to the box) for Box actions."""
+
+    def __init__(self, agent, action_space: gym.Space, noise: float, seed: int, device: torch.device):
+        self.agent, self.space, self.noise, self.device = agent, action_space, float(noise), device
+        self.rng = np.random.default_rng(seed)
+        self.random = RandomPolicy(action_space, seed)
+
+    def act(self, obs, explore: bool = False) -> np.ndarray:
+        from rltrain.trainer import as_observation
+
+        actions = as_numpy(self.agent.act(as_observation(np.asarray(obs), self.device), explore=False))
+        if self.noise <= 0:
+            return actions
+        if isinstance(self.space, gym.spaces.Discrete):
+            flip = self.rng.random(len(actions)) < self.noise
+            return np.where(flip, self.random.act(obs), actions)
+        std = self.noise * (self.space.high - self.space.low)
+        noisy = actions + self.rng.normal(size=actions.shape) * std
+        return np.clip(noisy, self.space.low, self.space.high).astype(self.space.dtype)
+
+
+def record_policy(policy, env: gym.Env, episodes: int | None, steps: int | None, seed: int) -> list:
+    """Episodes of `policy` in `env` as Minari EpisodeBuffers: whole episodes until `episodes` of them, or until
+    `steps` steps in all (the last episode is then cut there and marked truncated, not terminated)."""
+    from minari.data_collector import EpisodeBuffer
+
+    buffers, total = [], 0
+    while (episodes is not None and len(buffers) < episodes) or (steps is not None and total < steps):
+        episode_seed = seed + len(buffers)
+        obs, _ = env.reset(seed=episode_seed)
+        observations, actions, rewards, terminations, truncations = [obs], [], [], [], []
+        while True:
+            action = policy.act(obs[None])[0]
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += 1
+            cut = steps is not None and total >= steps
+            observations.append(obs)
+            actions.append(action)
+            rewards.append(float(reward))
+            terminations.append(bool(terminated))
+            truncations.append(bool(truncated or (cut and not terminated)))
+            if terminated or truncations[-1]:
+                break
+        buffers.append(
+            episode_buffer(EpisodeBuffer, episode_seed, observations, actions, rewards, terminations, truncations)
+        )
+    return buffers
+
+
+def episode_buffer(cls, seed, observations, actions, rewards, terminations, truncations):
+    return cls(
+        seed=seed,
+        observations=np.asarray(observations),
+        actions=np.asarray(actions),
+        rewards=np.asarray(rewards, dtype=np.float64),
+        terminations=np.asarray(terminations, dtype=bool),
+        truncations=np.asarray(truncations, dtype=bool),
+        infos={},
+    )
+
+
+def replay_episodes(replay: dict, num_envs: int, episodes: int | None, steps: int | None) -> list:
+    """The transitions of a saved ReplayBuffer as episodes, oldest first. Entry i and entry i + num_envs are
+    consecutive steps of the same env; an episode ends at an entry marked done (truncated when not terminated).
+    A stretch still open at the end of the buffer is kept as an episode cut there (truncated)."""
+    from minari.data_collector import EpisodeBuffer
+
+    size = int(replay["size"])
+    if size == 0:
+        raise RltrainError("the checkpoint's replay buffer is empty.")
+    capacity = int(replay["obs"].shape[0])
+    oldest = int(replay["position"]) if size == capacity and size > 0 else 0
+    # chronological order of the entries (a full circular buffer starts at `position`)
+    order = (oldest + np.arange(size)) % capacity
+    obs, next_obs = replay["obs"].numpy(), replay["next_obs"].numpy()
+    actions, rewards = replay["actions"].numpy(), replay["rewards"].numpy()
+    terminated, dones = replay["terminated"].numpy().astype(bool), replay["dones"].numpy().astype(bool)
+    pieces: list[tuple[int, list[int]]] = []  # (chronological position of the first step, entries)
+    for env_index in range(num_envs):
+        current: list[int] = []
+        for position in range(env_index, size, num_envs):
+            entry = int(order[position])
+            if not current:
+                first = position
+            current.append(entry)
+            if dones[entry]:
+                pieces.append((first, current))
+                current = []
+        if current:
+            pieces.append((first, current))
+    pieces.sort(key=lambda piece: piece[0])
+    buffers, total = [], 0
+    for _, entries in pieces:
+        if (episodes is not None and len(buffers) >= episodes) or (steps is not None and total >= steps):
+            break
+        if steps is not None:
+            entries = entries[: steps - total]
+        total += len(entries)
+        last = entries[-1]
+        truncations = [bool(dones[i] and not terminated[i]) for i in entries]
+        truncations[-1] = not terminated[last]  # a stretch cut by the buffer or the step budget ends truncated
+        buffers.append(
+            episode_buffer(
+                EpisodeBuffer,
+                None,
+                [*obs[entries], next_obs[last]],
+                actions[entries],
+                rewards[entries],
+                terminated[entries],
+                truncations,
+            )
+        )
+    return buffers
+
+
+def write(
+    dataset_id: str,
+    buffers: list,
+    env_spec,
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    algorithm_name: str,
+    description: str,
+    ref_min_score: float | None,
+    ref_max_score: float | None,
+    overwrite: bool,
+):
+    """Write the episodes as a Minari dataset (replacing an existing one only with overwrite)."""
+    minari = import_minari()
+    path = dataset_path(dataset_id)
+    if path.exists():
+        if not overwrite:
+            raise RltrainError(f"dataset {dataset_id} already exists at {path}; pass overwrite=true to replace it.")
+        minari.delete_dataset(dataset_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = minari.create_dataset_from_buffers(
+            dataset_id,
+            buffers,
+            env=env_spec,
+            eval_env=env_spec,
+            algorithm_name=algorithm_name,
+            author="rltrain-collect",
+            observation_space=observation_space,
+            action_space=action_space,
+            ref_min_score=ref_min_score if ref_max_score is not None else None,
+            ref_max_score=ref_max_score,
+            description=description,
+        )
+    if ref_min_score is not None and ref_max_score is None:  # Minari keeps a min score only together with a max
+        data.storage.update_metadata({"ref_min_score": ref_min_score})
+    return data
+
+
+# --- what the Trainer and the CLI ask -------------------------------------------------------------------------
+def for_run(config: dict, agent_cls: type, observation_space, action_space, device: torch.device) -> Dataset | None:
+    """The dataset of a run (None when it has none), after checking the algorithm wants one."""
+    dataset_id = config.get("dataset")
+    name = config["algo"]["name"]
+    needs = getattr(agent_cls, "needs_dataset", False)
+    if dataset_id is None:
+        if needs:
+            raise RltrainError(
+                f"algo={name} learns from demonstrations: give dataset=<minari id> "
+                "(record one with rltrain-collect; `minari list local` lists them)."
+            )
+        return None
+    if not needs:
+        raise RltrainError(
+            f"algo={name} learns from its own env steps and takes no dataset=; drop it, or use an algorithm that "
+            "learns from a dataset (algo=bc, algo=gail)."
+        )
+    return load(str(dataset_id), observation_space, action_space, config["env"]["id"], device)
+
+
+def env_overrides(dataset_id: str, env_dir: Path) -> list[str]:
+    """The env overrides that make a run use the env its dataset was recorded on: the shipped env preset with
+    that gymnasium id (so its tuned presets apply), else env=gym env.id=<id>."""
+    env_id = env_id_of(dataset_id)
+    if env_id is None:
+        raise RltrainError(f"dataset={dataset_id} records no env spec; name the env it was recorded on with env=.")
+    from omegaconf import OmegaConf
+
+    for path in sorted(env_dir.glob("*.yaml")):
+        if OmegaConf.load(path).get("id") == env_id:
+            return [f"env={path.stem}"]
+    return ["env=gym", f"env.id={env_id}"]
