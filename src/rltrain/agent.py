@@ -27,6 +27,8 @@ class Agent(Protocol):
     observation_spaces: ClassVar[tuple[type[gym.Space], ...]]  # the observation space types it supports
     action_spaces: ClassVar[tuple[type[gym.Space], ...]]  # the action space types it supports
     # optional: needs_env_attributes = {"P": "a transition table"}, what the unwrapped env must have besides
+    # optional: needs_dataset = True, learns from demonstrations: the run needs dataset=<minari id>, and the
+    #   constructor takes it as `dataset` (a datasets.Dataset; None when built from a checkpoint only to act)
 
     # actions for a batch of observations; explore=False is the deterministic policy evaluation runs
     def act(self, obs: Any, explore: bool) -> Actions: ...
@@ -103,6 +105,14 @@ class DynamicProgrammingAgent(Agent, Protocol):
     def plan(self, table: dict) -> Iterator[float]: ...
 
 
+class OfflineAgent(Agent, Protocol):
+    """loops.offline: no env steps; update() on minibatches of trainer.dataset (a datasets.Dataset: obs,
+    actions, rewards, next_obs, terminated, truncated), one per step of the axis (which counts updates)."""
+
+    batch_size: int  # dataset transitions per update
+    transitions: torch.Tensor | None  # the indices of the dataset's transitions to sample from (None: all)
+
+
 PROTOCOLS: dict[str, type] = {
     "onpolicy": OnPolicyAgent,
     "episodic": EpisodicAgent,
@@ -110,6 +120,7 @@ PROTOCOLS: dict[str, type] = {
     "tabular": TabularAgent,
     "bandit": BanditAgent,
     "dynamic_programming": DynamicProgrammingAgent,
+    "offline": OfflineAgent,
 }
 
 
@@ -188,6 +199,8 @@ def fitting_algorithms(env: gym.Env, algo_dir: Path) -> list[str]:
             cls = agent_class(OmegaConf.to_container(OmegaConf.load(path)))
         except RltrainError:
             continue
+        if getattr(cls, "needs_dataset", False):  # runs only with dataset=, so not a hint for this env alone
+            continue
         if space_mismatch(cls, env.observation_space, env.action_space, env) is None:
             names.append(path.stem)
     return names
@@ -228,9 +241,10 @@ def resolve_device(name: str, hidden: list[int]) -> torch.device:
     raise RltrainError(f"device={name} is unknown; pick cpu, cuda or auto.")
 
 
-def build_agent(algorithm: Algorithm, config: dict, device: torch.device, num_envs: int):
+def build_agent(algorithm: Algorithm, config: dict, device: torch.device, num_envs: int, dataset=None):
     """Instantiate the algorithm with its hyperparameters (config["algo"]) and the runtime arguments its
-    constructor takes (spaces, network, device, total_steps, num_envs, seed); check it keeps its kind's contract."""
+    constructor takes (spaces, network, device, total_steps, num_envs, seed, dataset); check it keeps its kind's
+    contract."""
     algo_cfg = config["algo"]
     hyper = {k: v for k, v in algo_cfg.items() if k not in ("_target_", "name")}
     accepted = inspect.signature(algorithm.cls.__init__).parameters
@@ -245,6 +259,7 @@ def build_agent(algorithm: Algorithm, config: dict, device: torch.device, num_en
         "total_steps": int(config["total_steps"]),
         "num_envs": num_envs,
         "seed": int(config["seed"]),
+        "dataset": dataset,
     }
     agent = algorithm.cls(**hyper, **{k: v for k, v in runtime.items() if k in accepted})
     missing = missing_members(agent)

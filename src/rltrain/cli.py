@@ -119,6 +119,7 @@ def train_seeds(cfg: DictConfig, run_dir: Path) -> float | None:
         config, payload = resumed_config(cfg)
         seeds = 1
     else:
+        cfg = with_dataset_env(cfg)
         config, payload = plain_config(cfg), None
         seeds = int(config["sweep"]["seeds"])
     if seeds == 1:
@@ -136,6 +137,19 @@ def train_seeds(cfg: DictConfig, run_dir: Path) -> float | None:
     )
     print(f"Mean final eval return over {seeds} seeds: {mean:.1f} ({', '.join(f'{r:.1f}' for r in returns)})")
     return mean
+
+
+def with_dataset_env(cfg: DictConfig) -> DictConfig:
+    """`dataset=<id>` without env=: the config composed again on the env the dataset was recorded on."""
+    overrides = list(HydraConfig.get().overrides.task)
+    if cfg.get("dataset") is None or any(o.lstrip("+~").split("=")[0].split(".")[0] == "env" for o in overrides):
+        return cfg
+    from hydra import compose
+
+    from rltrain import datasets
+
+    env = datasets.env_overrides(cfg.dataset, config_dir() / "env")
+    return compose(config_name="config", overrides=overrides + env)
 
 
 def train_one(trainer, run_dir: Path) -> float:
@@ -162,18 +176,23 @@ def fail(exc: Exception, run_dir: Path, multirun: bool) -> None:
 
 
 def print_artifacts(run_dir: Path, summary: dict) -> None:
+    unit = summary.get("step_unit", "env steps")
     if summary["interrupted"]:
-        print(f"Stopped at step {summary['env_steps']}; checkpoint saved. Continue with: rltrain resume={run_dir}")
+        at = f"{unit.removesuffix('s')} {summary['env_steps']}"  # env step 5000, update 300
+        print(f"Stopped at {at}; checkpoint saved. Continue with: rltrain resume={run_dir}")
         return
     mean, std = summary["eval_return_mean"], summary["eval_return_std"]
-    unit = summary.get("step_unit", "env steps")
     if unit == "env steps":
         work = f"{summary['env_steps']} steps in {summary['wall_time_s']:.1f} s ({summary['sps']:.0f} sps)"
-    else:  # a loop that counts something else (dynamic programming: sweeps of the model) reports it by that name
-        work = f"{summary.get(unit, summary['env_steps'])} {unit} in {summary['wall_time_s']:.2f} s"
+    elif unit in summary:  # a loop that counts its own axis (dynamic programming: sweeps of the model)
+        work = f"{summary[unit]} {unit} in {summary['wall_time_s']:.2f} s"
+    else:  # a loop that advances the step axis by something else (offline: gradient updates on a dataset)
+        work = f"{summary['env_steps']} {unit} in {summary['wall_time_s']:.1f} s ({summary['sps']:.0f} {unit}/s)"
+    score = summary.get("normalized_score")
+    normalized = f", normalized score {score:.1f}" if score is not None else ""
     print(
         f"Done: {summary['algo']} on {summary['env']}, {work}; final eval return {mean:.1f} ± {std:.1f} "
-        f"(best {summary['best_eval_return_mean']:.1f})\n"
+        f"(best {summary['best_eval_return_mean']:.1f}){normalized}\n"
         f"  run folder:  {run_dir}\n"
         f"  summary:     {run_dir / 'summary.json'}\n"
         f"  checkpoint:  {run_dir / 'checkpoints' / 'last.pt'} (best: {run_dir / 'checkpoints' / 'best.pt'})\n"

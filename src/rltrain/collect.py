@@ -92,7 +92,7 @@ def parse_args(argv: list[str]) -> dict:
 
 def mean_return(policy, env_cfg: dict, episodes: int, seed: int, device) -> float:
     from rltrain.envs import make_vector_env
-    from rltrain.trainer import evaluate_policy
+    from rltrain.evaluate import evaluate_policy
 
     envs = make_vector_env(env_cfg, min(episodes, 16), vectorization="sync")
     try:
@@ -108,7 +108,7 @@ def run(argv: list[str]) -> dict:
     from rltrain import checkpoint, datasets
     from rltrain.envs import check_env_id, make_env
     from rltrain.errors import RltrainError
-    from rltrain.trainer import EVAL_SEED_OFFSET
+    from rltrain.evaluate import EVAL_SEED_OFFSET
 
     args = parse_args(argv)
     datasets.import_minari()

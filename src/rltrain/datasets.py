@@ -271,7 +271,7 @@ class NoisyPolicy:
         self.random = RandomPolicy(action_space, seed)
 
     def act(self, obs, explore: bool = False) -> np.ndarray:
-        from rltrain.trainer import as_observation
+        from rltrain.envs import as_observation
 
         actions = as_numpy(self.agent.act(as_observation(np.asarray(obs), self.device), explore=False))
         if self.noise <= 0:
@@ -418,11 +418,11 @@ def write(
 
 
 # --- what the Trainer and the CLI ask -------------------------------------------------------------------------
-def for_run(config: dict, agent_cls: type, observation_space, action_space, device: torch.device) -> Dataset | None:
-    """The dataset of a run (None when it has none), after checking the algorithm wants one."""
+def for_run(config: dict, algorithm, device: torch.device) -> Dataset | None:
+    """The dataset of a run (None when it has none), after checking the algorithm (an agent.Algorithm) wants one."""
     dataset_id = config.get("dataset")
     name = config["algo"]["name"]
-    needs = getattr(agent_cls, "needs_dataset", False)
+    needs = getattr(algorithm.cls, "needs_dataset", False)
     if dataset_id is None:
         if needs:
             raise RltrainError(
@@ -435,7 +435,8 @@ def for_run(config: dict, agent_cls: type, observation_space, action_space, devi
             f"algo={name} learns from its own env steps and takes no dataset=; drop it, or use an algorithm that "
             "learns from a dataset (algo=bc, algo=gail)."
         )
-    return load(str(dataset_id), observation_space, action_space, config["env"]["id"], device)
+    spaces = algorithm.observation_space, algorithm.action_space
+    return load(str(dataset_id), *spaces, config["env"]["id"], device)
 
 
 def env_overrides(dataset_id: str, env_dir: Path) -> list[str]:

@@ -37,7 +37,15 @@ def write_json(path: Path, data: dict) -> None:
 class Logger:
     """Everything a run reports. Scalars are buffered as tensors and turned into floats only when written."""
 
-    def __init__(self, run_dir: Path, total_steps: int, start_step: int, progress: bool, description: str):
+    def __init__(
+        self,
+        run_dir: Path,
+        total_steps: int,
+        start_step: int,
+        progress: bool,
+        description: str,
+        unit: str = "env steps",
+    ):
         self.run_dir = run_dir
         # purge_step hides anything a killed run logged after its last checkpoint (at start_step, everything was
         # logged before the checkpoint was written), so no step is logged twice
@@ -49,9 +57,17 @@ class Logger:
         self.interactive = progress and sys.stdout.isatty()
         self.plain = progress and not self.interactive
         self.next_plain_report = start_step
+        # what the step axis counts (the loop's step_unit: env steps, updates, sweeps), singular, and its rate
+        self.unit = "step" if unit == "env steps" else unit.removesuffix("s")
+        self.rate_name = "sps" if unit == "env steps" else f"{unit}/s"
         self.bar = (
             tqdm(
-                total=total_steps, initial=start_step, desc=description, unit="step", dynamic_ncols=True, smoothing=0.05
+                total=total_steps,
+                initial=start_step,
+                desc=description,
+                unit=self.unit,
+                dynamic_ncols=True,
+                smoothing=0.05,
             )
             if self.interactive
             else None
@@ -79,7 +95,7 @@ class Logger:
         if self.bar is not None:
             self.bar.update(step - self.shown_step)
             self.shown_step = step
-            postfix = {"sps": f"{self.sps(step):.0f}"}
+            postfix = {self.rate_name: f"{self.sps(step):.0f}"}
             if recent is not None:
                 postfix["return"] = f"{recent:.1f}"
             self.bar.set_postfix(postfix, refresh=False)
@@ -89,7 +105,9 @@ class Logger:
             eta = (self.total_steps - step) / max(sps, 1e-9)
             ret = f" return {recent:.1f}" if recent is not None else ""
             print(
-                f"{self.description}: step {step}/{self.total_steps} ({sps:.0f} sps{ret}, eta {eta:.0f} s)", flush=True
+                f"{self.description}: {self.unit} {step}/{self.total_steps} ({sps:.0f} {self.rate_name}{ret}, "
+                f"eta {eta:.0f} s)",
+                flush=True,
             )
 
     def message(self, text: str) -> None:

@@ -205,6 +205,15 @@ def dynamic_programming(trainer) -> None:
     trainer.logger.message(f"{trainer.loop_state.get('sweeps', 0)} sweeps; the last changed V by {delta:.2e} at most")
 
 
+def offline(trainer) -> None:
+    """Gradient updates on minibatches of the dataset, no env steps; the step axis counts updates."""
+    agent, dataset = trainer.agent, trainer.dataset
+    running = trainer.step < trainer.total_steps
+    while running:
+        metrics = agent.update(dataset.sample(agent.batch_size, agent.transitions))
+        running = trainer.advance(1, metrics)
+
+
 @dataclass(frozen=True)
 class Loop:
     """What a kind of training needs from the Trainer; the Trainer reads its entry once and builds just that."""
@@ -216,8 +225,7 @@ class Loop:
     uses_step_budget: bool = True  # False: the loop runs to its own end (convergence), whatever total_steps says
 
 
-# A new kind is one function and one row here, and its Protocol in agent.PROTOCOLS. Offline learning, for one, would
-# be Loop(offline, env="eval_only", step_unit="updates"): it reads its dataset itself and advances by updates.
+# A new kind is one function and one row here, and its Protocol in agent.PROTOCOLS.
 LOOPS = {
     "onpolicy": Loop(onpolicy, env="vector"),
     "episodic": Loop(episodic, env="vector"),
@@ -225,4 +233,5 @@ LOOPS = {
     "tabular": Loop(tabular, env="single"),
     "bandit": Loop(bandit, env="single"),
     "dynamic_programming": Loop(dynamic_programming, env="single", step_unit="sweeps", uses_step_budget=False),
+    "offline": Loop(offline, env="eval_only", step_unit="updates"),  # learns from trainer.dataset
 }

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rltrain import checkpoint
+from rltrain import checkpoint, datasets
 from rltrain.agent import build_agent, resolve_algorithm, resolve_device
 from rltrain.buffers import ReplayBuffer
 from rltrain.envs import finished_episodes, grid_shape, make_env, make_vector_env
@@ -58,8 +58,10 @@ class Trainer:
             raise RltrainError(f"algo={name} needs the {algorithm.kind} loop, which this build lacks.")
         self.total_steps = int(config["total_steps"])
         self.num_envs = int(config["num_envs"]) if self.loop.env == "vector" else 1
+        # demonstrations (offline and imitation algorithms), checked against the env before anything else is built
+        self.dataset = datasets.for_run(config, algorithm, self.device)
         # the agent before the envs: a bad hyperparameter fails before any env worker exists
-        self.agent = build_agent(algorithm, config, self.device, self.num_envs)
+        self.agent = build_agent(algorithm, config, self.device, self.num_envs, dataset=self.dataset)
         self.env = self.envs = None
         if self.loop.env == "single":
             self.env = make_env(config["env"])
@@ -89,6 +91,7 @@ class Trainer:
         self.previous_wall_time = 0.0
         self.best_eval = -math.inf
         self.last_eval: tuple[int, float, float] | None = None
+        self.normalized_score: float | None = None  # of the last evaluation, for runs with a dataset
         self.eval_history: list[list[float]] = []  # [step, wall time s, mean, std] of each evaluation
         self.loop_state: dict = {}  # what a loop keeps across resumes and reports in summary.json (e.g. regret)
         if resume is not None:
@@ -109,6 +112,7 @@ class Trainer:
             self.step,
             bool(config["log"]["progress"]),
             f"{config['algo']['name']} {config['env']['id']}",
+            unit=self.loop.step_unit,
         )
         if resume is None:
             self.logger.config(config)
@@ -168,8 +172,15 @@ class Trainer:
         seed = int(self.config["seed"]) + EVAL_SEED_OFFSET
         returns = evaluate_policy(self.agent, self.eval_envs, self.eval_episodes, seed, self.device)
         mean, std = float(returns.mean()), float(returns.std())
-        self.logger.scalars(self.step, {"return_mean": mean, "return_std": std}, "eval")
-        self.logger.message(f"eval at step {self.step}: return {mean:.1f} ± {std:.1f} over {len(returns)} episodes")
+        scalars = {"return_mean": mean, "return_std": std}
+        score = self.dataset.normalized_score(mean) if self.dataset is not None else None
+        if score is not None:
+            scalars["normalized_score"] = self.normalized_score = score
+        self.logger.scalars(self.step, scalars, "eval")
+        normalized = f" (normalized score {score:.1f})" if score is not None else ""
+        self.logger.message(
+            f"eval at step {self.step}: return {mean:.1f} ± {std:.1f} over {len(returns)} episodes{normalized}"
+        )
         self.last_eval = (self.step, mean, std)
         self.eval_history.append([self.step, round(self.wall_time(), 3), mean, std])
         if mean > self.best_eval:
@@ -248,6 +259,7 @@ class Trainer:
             "eval_return_mean": self.last_eval[1] if self.last_eval else None,
             "eval_return_std": self.last_eval[2] if self.last_eval else None,
             "best_eval_return_mean": self.best_eval if self.best_eval > -math.inf else None,
+            **({"dataset": self.dataset.id, "normalized_score": self.normalized_score} if self.dataset else {}),
             "wall_time_s": round(wall, 3),
             "sps": round((self.step - start_step) / max(time.perf_counter() - self.start_time, 1e-9), 1),
             "device": str(self.device),
