@@ -71,6 +71,8 @@ def onpolicy(trainer) -> None:
             running = trainer.advance(num_envs, None)
             if not running and t < agent.rollout_steps - 1:
                 return  # stopped mid-rollout (Ctrl-C or the step budget): an incomplete rollout is not trained on
+        if hasattr(agent, "relabel_rewards"):  # imitation (GAIL): a learned reward replaces the env's before GAE
+            agent.relabel_rewards(rollout)
         trainer.report(agent.update(rollout.batch(agent.value(obs), agent.gamma, agent.gae_lambda)))
 
 
