@@ -21,6 +21,8 @@ FITS |= {("ddpg", "pendulum"), ("td3", "pendulum")}
 FITS |= {(bandit, "bandit") for bandit in ("egreedy", "decaying_egreedy", "ucb", "thompson")}
 FITS |= {(planner, env) for planner in ("policy_iteration", "value_iteration") for env in GRIDS}
 FITS |= {(td, env) for td in ("sarsa", "q_learning", "dyna_q") for env in (*GRIDS, "bandit")}
+# fit the env's spaces, but learn from a dataset: without dataset= they say so (tests/test_datasets.py trains them)
+NEED_DATASET = {(imitation, env) for imitation in ("bc", "gail") for env in ("cartpole", "pendulum")}
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -32,6 +34,9 @@ def test_every_pair_composes_and_builds_or_names_the_mismatch(algo, env, tmp_pat
         trainer = Trainer(config, tmp_path, algo_dir=config_dir() / "algo")
         assert trainer.agent.kind in LOOPS
         trainer.close()
+    elif (algo, env) in NEED_DATASET:
+        with pytest.raises(RltrainError, match=f"algo={algo} learns from demonstrations: give dataset="):
+            Trainer(config, tmp_path, algo_dir=config_dir() / "algo")
     else:
         with pytest.raises(RltrainError) as error:
             Trainer(config, tmp_path, algo_dir=config_dir() / "algo")

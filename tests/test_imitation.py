@@ -1,0 +1,258 @@
+"""Behaviour cloning and GAIL: losses on fake batches, and (slow) the learning thresholds from expert datasets that
+the tests record themselves (the PPO CartPole and SAC Pendulum presets, then rltrain-collect), plus the
+survival-bias test: GAIL imitates a deliberately bad demonstrator instead of learning to balance."""
+
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from conftest import compose_config
+from rltrain import datasets
+from rltrain.algos.bc import BC
+from rltrain.algos.gail import GAIL
+from rltrain.buffers import RolloutBuffer
+from rltrain.collect import main as collect_main
+from rltrain.trainer import Trainer
+
+minari = pytest.importorskip("minari")
+NETWORK = {"hidden": [32, 32], "activation": "tanh"}
+CARTPOLE, PENDULUM = gym.make("CartPole-v1"), gym.make("Pendulum-v1")
+
+
+def fake_dataset(env: gym.Env, n: int = 64) -> datasets.Dataset:
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
+    obs = torch.randn(n, *env.observation_space.shape)
+    actions = torch.randint(0, 2, (n,)) if discrete else torch.rand(n, 1) * 4 - 2
+    return datasets.Dataset(
+        id="fake/env/fake-v0",
+        obs=obs,
+        actions=actions,
+        rewards=torch.ones(n),
+        next_obs=obs + 0.1,
+        terminated=torch.zeros(n),
+        truncated=torch.zeros(n),
+        episode=torch.arange(n) // 16,
+        episode_returns=torch.tensor([1.0, 4.0, 3.0, 2.0]),
+        episode_lengths=torch.full((4,), 16),
+        observation_space=env.observation_space,
+        action_space=env.action_space,
+    )
+
+
+def grads(module: torch.nn.Module) -> bool:
+    return any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+@pytest.mark.parametrize(
+    "env, policy", [(CARTPOLE, "deterministic"), (PENDULUM, "deterministic"), (PENDULUM, "gaussian")]
+)
+def test_bc_loss_is_finite_falls_and_acts_inside_the_box(env, policy):
+    data = fake_dataset(env)
+    agent = BC(env.observation_space, env.action_space, NETWORK, torch.device("cpu"), data, policy=policy, lr=1e-2)
+    batch = data.sample(64)
+    first, _ = agent.loss(batch)
+    for _ in range(200):
+        info = agent.update(batch)
+    assert torch.isfinite(first) and float(info["bc"]) < float(first)
+    actions = agent.act(torch.randn(100, *env.observation_space.shape) * 10, explore=True)
+    if isinstance(env.action_space, gym.spaces.Box):
+        assert actions.min() >= -2 and actions.max() <= 2
+    else:
+        assert float(info["accuracy"]) > 0.9
+
+
+def test_bc_top_fraction_keeps_the_best_episodes():
+    data = fake_dataset(CARTPOLE)
+    agent = BC(CARTPOLE.observation_space, CARTPOLE.action_space, NETWORK, torch.device("cpu"), data, top_fraction=0.5)
+    # returns per episode are 1, 4, 3, 2: the best half is episodes 1 and 2
+    assert sorted(set(data.episode[agent.transitions].tolist())) == [1, 2]
+
+
+def gail_agent(env: gym.Env, **kwargs) -> GAIL:
+    ppo = {**compose_config("algo=ppo")["algo"], "rollout_steps": 8}
+    return GAIL(
+        env.observation_space, env.action_space, NETWORK, torch.device("cpu"), 1000, 2, ppo, fake_dataset(env), **kwargs
+    )
+
+
+@pytest.mark.parametrize("env", [CARTPOLE, PENDULUM])
+@pytest.mark.parametrize("reward", ["gail", "airl"])
+def test_gail_relabels_rewards_from_the_discriminator_only(env, reward):
+    agent = gail_agent(env, reward=reward, grad_penalty=10.0)
+    assert agent.scale_rewards(torch.full((2,), 7.0), torch.zeros(2)).abs().sum() == 0  # env reward unused
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
+    rollout = RolloutBuffer(
+        8, 2, env.observation_space.shape, () if discrete else (1,), torch.long if discrete else torch.float32, "cpu"
+    )
+    rollout.obs.normal_()
+    rollout.rewards.fill_(0.5)  # what the loop leaves there: zero env reward plus a truncation bootstrap
+    agent.relabel_rewards(rollout)
+    with torch.no_grad():
+        logits = agent.discriminator(agent._learner_pairs(rollout.obs.flatten(0, 1), rollout.actions.flatten(0, 1)))
+    expected = torch.nn.functional.softplus(logits) if reward == "gail" else logits
+    torch.testing.assert_close(rollout.rewards.flatten(), 0.5 + expected.squeeze(-1))
+    if reward == "gail":
+        assert (rollout.rewards > 0.5).all()
+    # the discriminator loss trains the discriminator and nothing else
+    expert = agent._inputs(agent.dataset.obs[:16], agent.dataset.actions[:16])
+    loss, info = agent.discriminator_loss(expert, agent._learner_pairs(rollout.obs[0], rollout.actions[0]).repeat(8, 1))
+    loss.backward()
+    assert torch.isfinite(loss) and "disc_grad_penalty" in info
+    assert grads(agent.discriminator) and not grads(agent.learner.policy.actor)
+
+
+# --- learning thresholds ----------------------------------------------------------------------------------------
+class SwingUp:
+    """A hand-written Pendulum expert (mean return about -140): pump energy towards the upright state's, then
+    hold it with a PD controller. With theta'' = 15 sin(theta) + 3u, E = theta'^2 / 2 + 15 cos(theta) changes as
+    dE/dt = 3 u theta', and upright at rest has E = 15."""
+
+    def act(self, obs, explore: bool = False) -> np.ndarray:
+        actions = []
+        for cos, sin, speed in np.asarray(obs, dtype=np.float64):
+            angle, energy = np.arctan2(sin, cos), 0.5 * speed**2 + 15 * cos
+            if cos > 0.85:
+                torque = -(12 * angle + 2.5 * speed)
+            else:
+                torque = 2.0 * np.sign(speed * (15 - energy)) if abs(speed) > 1e-3 else 2.0
+            actions.append([torque])
+        return np.clip(np.asarray(actions, dtype=np.float32), -2, 2)
+
+
+def record(policy, dataset_id: str, env_id: str, episodes: int, ref_max: float | None) -> None:
+    """What rltrain-collect does, for a policy that is not a checkpoint."""
+    from rltrain.collect import mean_return
+
+    env = gym.make(env_id)
+    buffers = datasets.record_policy(policy, env, episodes, None, seed=0)
+    random_policy = datasets.RandomPolicy(env.action_space, 0)
+    ref_min = mean_return(random_policy, {"id": env_id, "kwargs": {}}, 10, 10_000, torch.device("cpu"))
+    spaces = (env.observation_space, env.action_space)
+    datasets.write(dataset_id, buffers, env.spec, *spaces, type(policy).__name__, env_id, ref_min, ref_max, False)
+    env.close()
+
+
+@pytest.fixture(scope="session")
+def expert_datasets(tmp_path_factory):
+    """Expert datasets recorded once per session: the PPO CartPole preset (about 15 s of training) recorded with
+    rltrain-collect, and the hand-written Pendulum controller (instant and deterministic)."""
+    root = tmp_path_factory.mktemp("experts")
+    minari_root = str(root / "minari")
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = minari_root
+    try:
+        run = root / "ppo-cartpole"
+        summary = Trainer(compose_config("algo=ppo", "env=cartpole", "log.progress=false"), run).run()
+        assert summary["eval_return_mean"] >= 475.0
+        for dataset_id, episodes in (("test/cartpole/expert-v0", 20), ("test/cartpole/expert10-v0", 10)):
+            collect_main([f"run={run}", f"id={dataset_id}", f"episodes={episodes}", "ref_episodes=10"])
+        record(SwingUp(), "test/pendulum/expert-v0", "Pendulum-v1", 50, ref_max=-140.0)
+        yield minari_root
+    finally:
+        if previous is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
+
+
+def train(root: str, monkeypatch, tmp_path, *overrides: str) -> dict:
+    monkeypatch.setenv("MINARI_DATASETS_PATH", root)
+    config = compose_config(*overrides, "log.progress=false")
+    assert config["eval"]["episodes"] >= 10
+    return Trainer(config, tmp_path).run()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bc_clones_cartpole_from_20_expert_episodes(expert_datasets, monkeypatch, tmp_path, seed):
+    summary = train(
+        expert_datasets,
+        monkeypatch,
+        tmp_path,
+        "algo=bc",
+        "env=cartpole",
+        "dataset=test/cartpole/expert-v0",
+        f"seed={seed}",
+    )
+    assert summary["updates"] <= 5000
+    assert summary["eval_return_mean"] >= 475.0, summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bc_clones_pendulum_from_50_expert_episodes(expert_datasets, monkeypatch, tmp_path, seed):
+    summary = train(
+        expert_datasets,
+        monkeypatch,
+        tmp_path,
+        "algo=bc",
+        "env=pendulum",
+        "dataset=test/pendulum/expert-v0",
+        f"seed={seed}",
+    )
+    assert summary["updates"] <= 20_000
+    assert summary["eval_return_mean"] >= -250.0, summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gail_imitates_cartpole_from_10_expert_episodes(expert_datasets, monkeypatch, tmp_path, seed):
+    summary = train(
+        expert_datasets,
+        monkeypatch,
+        tmp_path,
+        "algo=gail",
+        "env=cartpole",
+        "dataset=test/cartpole/expert10-v0",
+        f"seed={seed}",
+    )
+    assert summary["env_steps"] <= 300_000
+    assert summary["eval_return_mean"] >= 475.0, summary
+
+
+class AlwaysLeft:
+    def act(self, obs, explore: bool = False) -> np.ndarray:
+        return np.zeros(len(obs), dtype=np.int64)
+
+
+@pytest.mark.slow
+def test_gail_imitates_a_bad_demonstrator_instead_of_learning_to_survive(monkeypatch, tmp_path):
+    """Demonstrations of always pushing left last ~9 steps. With the AIRL reward log D - log(1 - D), which is not
+    positive by construction, the learner copies the demonstrator: its return stays far below 475 and it pushes
+    left on most of the demonstrator's states (a learner that merely ended episodes fast could push right)."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    env = gym.make("CartPole-v1")
+    buffers = datasets.record_policy(AlwaysLeft(), env, 20, None, seed=0)
+    datasets.write(
+        "test/cartpole/left-v0",
+        buffers,
+        env.spec,
+        env.observation_space,
+        env.action_space,
+        "left",
+        "always left",
+        None,
+        None,
+        False,
+    )
+    data = datasets.load(
+        "test/cartpole/left-v0", env.observation_space, env.action_space, "CartPole-v1", torch.device("cpu")
+    )
+    trainer = Trainer(
+        compose_config(
+            "algo=gail",
+            "env=cartpole",
+            "dataset=test/cartpole/left-v0",
+            "algo.reward=airl",
+            "total_steps=30000",
+            "log.progress=false",
+        ),
+        tmp_path / "run",
+    )
+    summary = trainer.run()
+    assert summary["eval_return_mean"] < 100, summary
+    left = (trainer.agent.act(data.obs, explore=False) == 0).float().mean()
+    assert left > 0.8, float(left)
