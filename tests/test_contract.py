@@ -142,3 +142,14 @@ def test_a_new_kind_needs_a_loop_row_and_a_protocol_but_no_trainer_change(monkey
     assert seen == [(None, None, None)]  # no training env, no replay buffer: only the eval env
     assert trainer.agent.updates == 50 and summary["env_steps"] == 50 and summary["step_unit"] == "updates"
     assert summary["eval_return_mean"] is not None
+
+
+def test_the_imitation_algorithms_keep_their_protocols_too():
+    assert {"bc", "gail"} <= set(ALGOS)  # so the parametrized check above covers them
+    assert LOOPS["offline"].env == "eval_only" and LOOPS["offline"].step_unit == "updates"
+    bc, gail = built("bc"), built("gail")  # built without a dataset, as rltrain-eval builds them to act
+    assert bc.kind == "offline" and missing_members(bc) == []
+    assert gail.kind == "onpolicy" and missing_members(gail) == []
+    assert "relabel_rewards" in protocol_members(PROTOCOLS["onpolicy"])
+    del bc.transitions
+    assert missing_members(bc) == ["transitions"]

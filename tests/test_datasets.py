@@ -197,7 +197,7 @@ def test_dataset_written_by_minari_with_its_own_reference_scores_trains_bc(tmp_p
     assert data.num_episodes == 5 and data.ref_min_score is not None and data.ref_max_score is not None
     config = tiny(compose_config("algo=bc", "dataset=others/cartpole/random-v1"), 50)
     summary = Trainer(config, tmp_path / "bc").run()
-    assert summary["dataset"] == "others/cartpole/random-v1" and summary["updates"] == 50
+    assert summary["dataset"] == "others/cartpole/random-v1" and summary["env_steps"] == 50
     assert summary["normalized_score"] is not None
 
 
@@ -268,13 +268,14 @@ def test_cli_takes_the_env_from_the_dataset_and_fails_in_one_sentence(tmp_path, 
     tiny_offline = ["total_steps=64", "eval.episodes=1", "eval.every=32", "log.every=16", "hydra.run.dir=bc"]
     result = run_cli("algo=bc", "dataset=test/pendulum/random-v0", *tiny_offline, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
-    assert "64 updates in" in result.stdout and "normalized score" in result.stdout
+    assert "64 updates in" in result.stdout and "updates/s)" in result.stdout and "normalized score" in result.stdout
     summary = json.loads((tmp_path / "bc" / "summary.json").read_text())
-    assert summary["env"] == "Pendulum-v1" and summary["updates"] == 64 and summary["dataset"]
+    assert summary["env"] == "Pendulum-v1" and summary["step_unit"] == "updates" and summary["env_steps"] == 64
+    assert summary["dataset"]
     # resume continues the offline run on its update axis; rltrain-eval replays the cloned policy
     result = run_cli("resume=bc", "total_steps=96", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "bc" / "summary.json").read_text())["updates"] == 96
+    assert json.loads((tmp_path / "bc" / "summary.json").read_text())["env_steps"] == 96
     result = run_cli("run=bc", "episodes=2", script="rltrain-eval", cwd=tmp_path, env=env)
     assert result.returncode == 0 and "over 2 episodes" in result.stdout, result.stderr
     (tmp_path / "elsewhere").mkdir()

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from hydra.utils import get_class
 
+from rltrain.buffers import RolloutBuffer
 from rltrain.envs import make_env
 from rltrain.errors import RltrainError
 
@@ -58,6 +59,10 @@ class OnPolicyAgent(Agent, Protocol):
 
     # the rewards as the rollout stores them (divided by a running return std, or unchanged)
     def scale_rewards(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor: ...
+
+    # once per rollout, before GAE: change rollout.rewards in place from its obs, actions and terminated flags.
+    # A no-op for agents that learn from the env's reward; imitation (GAIL) writes its learned reward here
+    def relabel_rewards(self, rollout: RolloutBuffer) -> None: ...
 
 
 class EpisodicAgent(Agent, Protocol):

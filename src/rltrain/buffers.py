@@ -46,7 +46,8 @@ class RolloutBuffer:
         self.log_probs = zeros()
         self.values = zeros()
         self.rewards = zeros()
-        self.dones = zeros()
+        self.dones = zeros()  # the episode ended at this step: terminated or truncated
+        self.terminated = zeros()  # ... and really ended (not a time limit): imitation's absorbing states
         self.steps = steps
 
     def batch(self, last_values: torch.Tensor, gamma: float, gae_lambda: float) -> dict[str, torch.Tensor]:
@@ -63,6 +64,7 @@ class RolloutBuffer:
             "values": flat(self.values),
             "advantages": flat(advantages),
             "returns": flat(returns),
+            "terminated": flat(self.terminated),
         }
 
 

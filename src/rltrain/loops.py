@@ -67,12 +67,12 @@ def onpolicy(trainer) -> None:
             rollout.values[t] = step["value"]
             rollout.rewards[t] = rewards_t
             rollout.dones[t] = torch.as_tensor(dones, dtype=torch.float32, device=device)
+            rollout.terminated[t] = torch.as_tensor(terminated, dtype=torch.float32, device=device)
             obs = torch.as_tensor(next_obs, dtype=torch.float32, device=device)
             running = trainer.advance(num_envs, None)
             if not running and t < agent.rollout_steps - 1:
                 return  # stopped mid-rollout (Ctrl-C or the step budget): an incomplete rollout is not trained on
-        if hasattr(agent, "relabel_rewards"):  # imitation (GAIL): a learned reward replaces the env's before GAE
-            agent.relabel_rewards(rollout)
+        agent.relabel_rewards(rollout)  # a no-op, except for imitation (GAIL): a learned reward, before GAE
         trainer.report(agent.update(rollout.batch(agent.value(obs), agent.gamma, agent.gae_lambda)))
 
 

@@ -81,6 +81,9 @@ class A2C:
     def scale_rewards(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
         return self.policy.scale_rewards(rewards, dones)
 
+    def relabel_rewards(self, rollout) -> None:
+        """Nothing to do: the rollout learns from the env's (scaled) rewards."""
+
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The A2C objective on one rollout, and its parts."""
         log_prob, entropy = self.policy.log_prob_and_entropy(batch["obs"], batch["actions"])

@@ -85,6 +85,9 @@ class PPO:
     def scale_rewards(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
         return self.policy.scale_rewards(rewards, dones)
 
+    def relabel_rewards(self, rollout) -> None:
+        """Nothing to do: the rollout learns from the env's (scaled) rewards."""
+
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         fraction_done = self.updates_done / self.total_updates
         if self.anneal_lr:

@@ -105,6 +105,9 @@ class TRPO:
     def scale_rewards(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
         return self.policy.scale_rewards(rewards, dones)
 
+    def relabel_rewards(self, rollout) -> None:
+        """Nothing to do: the rollout learns from the env's (scaled) rewards."""
+
     def surrogate(self, batch: dict[str, torch.Tensor], advantages: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """The surrogate objective L(theta) that the trust-region step maximizes, and its (empty) info."""
         log_prob, _ = self.policy.log_prob_and_entropy(batch["obs"], batch["actions"])
