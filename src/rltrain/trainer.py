@@ -259,7 +259,7 @@ class Trainer:
             "eval_return_mean": self.last_eval[1] if self.last_eval else None,
             "eval_return_std": self.last_eval[2] if self.last_eval else None,
             "best_eval_return_mean": self.best_eval if self.best_eval > -math.inf else None,
-            **({"dataset": self.dataset.id, "normalized_score": self.normalized_score} if self.dataset else {}),
+            **(self.dataset_summary() if self.dataset is not None else {}),
             "wall_time_s": round(wall, 3),
             "sps": round((self.step - start_step) / max(time.perf_counter() - self.start_time, 1e-9), 1),
             "device": str(self.device),
@@ -281,6 +281,9 @@ class Trainer:
         write_json(self.run_dir / "summary.json", summary)
         self.close()
         return summary
+
+    def dataset_summary(self) -> dict:
+        return {"dataset": self.dataset.id, "normalized_score": self.normalized_score}
 
     def log_value_table(self) -> None:
         """A heatmap of V with the greedy policy's arrows, for tabular agents on grid worlds."""
