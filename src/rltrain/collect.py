@@ -8,8 +8,7 @@ policy's deterministic eval return), so offline and imitation runs report normal
 
 from __future__ import annotations
 
-import os
-import sys
+from rltrain.errors import console_script
 
 USAGE = (
     "usage: rltrain-collect id=<namespace>/<env>/<name>-v<k> "
@@ -215,19 +214,7 @@ def run(argv: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from rltrain.errors import RltrainError
-
-    argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help") for a in argv):
-        print(USAGE)
-        return
-    try:
-        run(argv)
-    except RltrainError as exc:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"rltrain-collect: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    console_script("rltrain-collect", USAGE, run, argv)
 
 
 if __name__ == "__main__":

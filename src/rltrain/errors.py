@@ -1,5 +1,27 @@
 """The one exception type that the CLIs turn into a single sentence and a non-zero exit."""
 
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
 
 class RltrainError(Exception):
     """A problem the user can fix; its message names the problem and the fix."""
+
+
+def console_script(program: str, usage: str, run: Callable[[list[str]], object], argv: list[str] | None) -> None:
+    """A key=value console script: --help prints its usage; a RltrainError becomes one sentence and exit status 2
+    (HYDRA_FULL_ERROR=1 shows the traceback, as for rltrain)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(usage)
+        return
+    try:
+        run(argv)
+    except RltrainError as exc:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"{program}: error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -4,10 +4,11 @@ deterministic evaluation that training runs as well (the Trainer imports evaluat
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
+
+from rltrain.errors import console_script
 
 USAGE = (
     "usage: rltrain-eval run=<run folder or .pt checkpoint> [episodes=10] [checkpoint=last|best] [seed=S] "
@@ -172,19 +173,7 @@ def run(argv: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from rltrain.errors import RltrainError
-
-    argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help") for a in argv):
-        print(USAGE)
-        return
-    try:
-        run(argv)
-    except RltrainError as exc:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"rltrain-eval: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    console_script("rltrain-eval", USAGE, run, argv)
 
 
 if __name__ == "__main__":
