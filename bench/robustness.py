@@ -60,9 +60,16 @@ def preset_config(case: str, overrides: list[str]) -> dict:
     return plain_config(composed)
 
 
+def without_unset(value):
+    """The config without keys left null, so that a new option nobody sets does not make a preset look new."""
+    if isinstance(value, dict):
+        return {k: without_unset(v) for k, v in value.items() if v is not None}
+    return value
+
+
 def config_hash(config: dict) -> str:
     """What decides a run's outcome besides seed and kernel path: the config without seed and logging keys."""
-    kept = {k: v for k, v in config.items() if k not in ("seed", "log", "resume", "hparams_search")}
+    kept = without_unset({k: v for k, v in config.items() if k not in ("seed", "log", "resume", "hparams_search")})
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

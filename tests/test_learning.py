@@ -1,9 +1,27 @@
-"""Learning thresholds of the tuned presets: final deterministic eval over >= 10 episodes, seeds 0 and 1."""
+"""Learning thresholds of the tuned presets: final deterministic eval over >= 10 episodes.
+
+Pass rule: a preset passes when at least one of SEEDS (tried in order, stopping at the first success) ends at or
+above its threshold. Why not "every seed": RL outcomes are chaotic, and another CPU's floating-point rounding
+(`ATEN_CPU_CAPABILITY=default|avx2|avx512`) turns a seed into what is, in effect, a fresh random draw. A correct
+build must fail CI less than once in 100 runs on any CPU, so the rule comes from the measured robustness table
+(bench/results/robustness.md: 20 seeds x 3 kernel paths per preset, `python bench/robustness.py`):
+
+- per preset, q = the estimated probability that one seed misses the threshold, with Laplace's rule over all its
+  measured runs, q = (misses + 1) / (runs + 2): 60 runs without a miss give q = 1/62 = 0.016, one miss 0.032;
+- "every one of 2 seeds" fails with probability 1 - (1 - q)^2 = 3.2% per preset at q = 0.016, so about 35% for the
+  13 presets together: a coin toss per CI run, which is what the old rule gave on AVX-512 machines;
+- "at least 1 of 2" fails with probability q^2 = 0.00026 per preset (0.001 at one miss in 60), 0.3% to 0.5% for
+  all presets together: below 1 in 100. A broken algorithm still fails both seeds.
+
+The expected cost is one run per preset (the second seed runs only when the first misses).
+"""
 
 import pytest
 
 from conftest import compose_config
 from rltrain.trainer import Trainer
+
+SEEDS = (0, 1)
 
 # (algo, env, threshold, budget in env steps the preset must stay within, extra overrides)
 CASES = [
@@ -25,13 +43,17 @@ IDS = [f"{a}-{e}" + "".join(f"-{o.split('.')[-1]}" for o in extra) for a, e, _, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_tuned_preset_reaches_its_threshold(case, seed, tmp_path):
+def test_tuned_preset_reaches_its_threshold(case, tmp_path):
     algo, env, threshold, budget, *extra = case
-    config = compose_config(f"algo={algo}", f"env={env}", f"seed={seed}", "log.progress=false", *extra)
-    assert config["total_steps"] <= budget
-    assert config["eval"]["episodes"] >= 10
-    summary = Trainer(config, tmp_path).run()
-    assert summary["env_steps"] <= budget
-    assert summary["eval_return_mean"] >= threshold, summary
+    finals = {}
+    for seed in SEEDS:
+        config = compose_config(f"algo={algo}", f"env={env}", f"seed={seed}", "log.progress=false", *extra)
+        assert config["total_steps"] <= budget
+        assert config["eval"]["episodes"] >= 10
+        summary = Trainer(config, tmp_path / f"seed_{seed}").run()
+        assert summary["env_steps"] <= budget
+        finals[seed] = summary["eval_return_mean"]
+        if finals[seed] >= threshold:
+            return
+    pytest.fail(f"no seed of {SEEDS} reached {threshold}: final eval returns {finals}")
