@@ -118,6 +118,15 @@ class OfflineAgent(Agent, Protocol):
     transitions: torch.Tensor | None  # the indices of the dataset's transitions to sample from (None: all)
 
 
+class PlanningAgent(Agent, Protocol):
+    """loops.planning: one env, the Trainer's replay buffer; act(explore=True) plans with a learned model, and
+    every train_every env steps update() refits that model on every stored transition (replay.contents())."""
+
+    buffer_size: int  # replay capacity in transitions (the Trainer caps it at total_steps)
+    learning_starts: int  # env steps of uniformly random actions before the first model fit
+    train_every: int  # env steps between model fits
+
+
 PROTOCOLS: dict[str, type] = {
     "onpolicy": OnPolicyAgent,
     "episodic": EpisodicAgent,
@@ -126,6 +135,7 @@ PROTOCOLS: dict[str, type] = {
     "bandit": BanditAgent,
     "dynamic_programming": DynamicProgrammingAgent,
     "offline": OfflineAgent,
+    "planning": PlanningAgent,
 }
 
 

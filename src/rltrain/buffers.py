@@ -188,6 +188,17 @@ class ReplayBuffer:
             "discounts": discount * (1.0 - terminated),
         }
 
+    def contents(self) -> dict[str, torch.Tensor]:
+        """Every stored transition (in storage order, not time order once the buffer has wrapped)."""
+        keep = slice(0, self.size)
+        return {
+            "obs": self.obs[keep],
+            "actions": self.actions[keep],
+            "rewards": self.rewards[keep],
+            "next_obs": self.next_obs[keep],
+            "terminated": self.terminated[keep],
+        }
+
     def state_dict(self) -> dict:
         keep = slice(0, self.size)
         return {

@@ -216,6 +216,52 @@ def offline(trainer) -> None:
         running = trainer.advance(1, metrics)
 
 
+def planning(trainer) -> None:
+    """Model-based planning (MPC): step one env with the agent's planner, store every transition in replay, and
+    every train_every env steps refit the agent's model on all of them; uniformly random actions until
+    learning_starts."""
+    agent, env, device, replay = trainer.agent, trainer.env, trainer.device, trainer.replay
+    seed = int(trainer.config["seed"]) + trainer.step
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+    warmup_until = trainer.step + agent.learning_starts  # resumed runs without a saved buffer refill first
+    if replay.size >= agent.learning_starts:
+        warmup_until = trainer.step
+    steps_since_fit = 0
+    episode_return, episode_length = 0.0, 0
+    running = trainer.step < trainer.total_steps
+    while running:
+        if trainer.step < warmup_until:
+            action = torch.as_tensor(env.action_space.sample(), dtype=torch.float32, device=device)
+        else:
+            action = agent.act(obs.unsqueeze(0), explore=True)[0]
+        next_obs, reward, terminated, truncated, _ = env.step(action.cpu().numpy())
+        next_obs = torch.as_tensor(next_obs, dtype=torch.float32, device=device)
+        replay.add(
+            obs.unsqueeze(0),
+            action.unsqueeze(0),
+            torch.tensor([reward], dtype=torch.float32, device=device),
+            next_obs.unsqueeze(0),
+            torch.tensor([float(terminated)], device=device),
+            torch.tensor([terminated or truncated], device=device),
+        )
+        episode_return += float(reward)
+        episode_length += 1
+        if terminated or truncated:
+            trainer.record_episode(episode_return, episode_length)
+            episode_return, episode_length = 0.0, 0
+            obs_np, _ = env.reset()
+            next_obs = torch.as_tensor(obs_np, dtype=torch.float32, device=device)
+        obs = next_obs
+        metrics = None
+        steps_since_fit += 1
+        if trainer.step + 1 >= warmup_until and steps_since_fit >= agent.train_every:
+            steps_since_fit = 0
+            metrics = agent.update(replay.contents())
+        running = trainer.advance(1, metrics)
+
+
 @dataclass(frozen=True)
 class Loop:
     """What a kind of training needs from the Trainer; the Trainer reads its entry once and builds just that."""
@@ -236,4 +282,5 @@ LOOPS = {
     "bandit": Loop(bandit, env="single"),
     "dynamic_programming": Loop(dynamic_programming, env="single", step_unit="sweeps", uses_step_budget=False),
     "offline": Loop(offline, env="eval_only", step_unit="updates"),  # learns from trainer.dataset
+    "planning": Loop(planning, env="single", replay=True),  # MPC: refits its model on all of trainer.replay
 }
