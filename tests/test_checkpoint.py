@@ -59,6 +59,7 @@ def test_missing_and_corrupt_checkpoints_are_one_clear_error(tmp_path):
         ("dqn", "cartpole"),
         ("sac", "pendulum"),
         ("td3", "pendulum"),
+        ("mpc", "pendulum"),
     ],
 )
 def test_round_trip_restores_networks_optimizers_counters_and_rng(algo, env, tmp_path):

@@ -17,7 +17,7 @@ FITS = {
     for env in ("cartpole", "pendulum")
 }
 FITS |= {("dqn", "cartpole"), ("c51", "cartpole"), ("sac", "pendulum")}
-FITS |= {("ddpg", "pendulum"), ("td3", "pendulum")}
+FITS |= {("ddpg", "pendulum"), ("td3", "pendulum"), ("mpc", "pendulum")}
 FITS |= {(bandit, "bandit") for bandit in ("egreedy", "decaying_egreedy", "ucb", "thompson")}
 FITS |= {(planner, env) for planner in ("policy_iteration", "value_iteration") for env in GRIDS}
 FITS |= {(td, env) for td in ("sarsa", "q_learning", "dyna_q") for env in (*GRIDS, "bandit")}
