@@ -234,6 +234,7 @@ class MPC:
         members, size = models.ensemble, len(train["obs"])
         batches = max(size // self.batch_size, 1)
         best, best_state, stale, epochs, info = float("inf"), None, 0, 0, {}
+        best_errors = (float("nan"), float("nan"))  # stays NaN (and is reported) if the fit diverges
         while epochs < self.max_epochs and stale < self.patience:
             # each member sees its own shuffle of the training data
             shuffles = torch.argsort(torch.rand(members, size, device=self.device), dim=1)
@@ -255,7 +256,8 @@ class MPC:
                 best_errors = (model_error, reward_error)
             else:
                 stale += 1
-        models.load_state_dict(best_state)
+        if best_state is not None:
+            models.load_state_dict(best_state)
         self.fits += 1
         return {
             **{k: float(v) for k, v in info.items()},
