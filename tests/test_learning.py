@@ -9,12 +9,12 @@ kernel path, `python bench/robustness.py`):
 
 - per preset, q = the probability that one seed misses, estimated with Laplace's rule over its measured runs,
   q = (misses + 1) / (runs + 2). Measured: PPO CartPole 1 miss in 58 runs over the three kernel paths
-  (q = 0.033); on AVX-512 only, Dueling Double DQN 1 of 20 (450.5 against 475; q = 0.09), DQN CartPole 2 of 20
-  (471.3 and 222.2; q = 0.14);
-- "both of 2 seeds" fails with probability 1 - (1 - q)^2: 9% to 26% per preset, far above 1 in 100;
-- "at least 1 of 2" fails with probability q^2: 0.1% for PPO, 0.8% for Dueling Double DQN, 1.9% for DQN.
+  (q = 0.033); DQN CartPole 4 misses in 40 runs on the avx512 and default paths (q = 0.12), Dueling Double DQN 3 in
+  29 (q = 0.13);
+- "both of 2 seeds" fails with probability 1 - (1 - q)^2: 6.5% to 24% per preset, far above 1 in 100;
+- "at least 1 of 2" fails with probability q^2: 0.1% for PPO, 1.4% for DQN, 1.7% for Dueling Double DQN.
   Summed over the 13 presets, with q = 0.045 for the 10 not yet measured on 20 seeds (they passed 2 of 2 on
-  every machine so far), about 5%: the goal of 1% is not met yet. It needs DQN CartPole at 19 of 20 or better
+  every machine so far), about 5%: the goal of 1% is not met yet. It needs the DQN presets at 19 of 20 or better
   and the rest of the table (60 runs per preset without a miss give q = 1/62 and 0.34% for all 13).
   A broken algorithm still fails both seeds.
 
