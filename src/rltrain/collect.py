@@ -8,7 +8,7 @@ policy's deterministic eval return), so offline and imitation runs report normal
 
 from __future__ import annotations
 
-from rltrain.errors import console_script
+from rltrain.errors import console_script, key_values
 
 USAGE = (
     "usage: rltrain-collect id=<namespace>/<env>/<name>-v<k> "
@@ -50,12 +50,7 @@ def whole_number(args: dict, key: str, minimum: int) -> int | None:
 def parse_args(argv: list[str]) -> dict:
     from rltrain.errors import RltrainError
 
-    args = dict(DEFAULTS)
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in DEFAULTS:
-            raise RltrainError(f"'{arg}' is not an option of rltrain-collect. {USAGE}")
-        args[key] = value
+    args = key_values(argv, DEFAULTS, "rltrain-collect", USAGE)
     if not args["id"]:
         raise RltrainError(f"id= is required. {USAGE}")
     if args["checkpoint"] not in ("last", "best"):

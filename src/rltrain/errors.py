@@ -25,3 +25,14 @@ def console_script(program: str, usage: str, run: Callable[[list[str]], object],
             raise
         print(f"{program}: error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def key_values(argv: list[str], defaults: dict, program: str, usage: str) -> dict:
+    """`key=value` arguments over `defaults`; anything else is one sentence naming the argument and the usage."""
+    args = dict(defaults)
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in defaults:
+            raise RltrainError(f"'{arg}' is not an option of {program}. {usage}")
+        args[key] = value
+    return args

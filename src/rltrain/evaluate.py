@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rltrain.errors import console_script
+from rltrain.errors import console_script, key_values
 
 USAGE = (
     "usage: rltrain-eval run=<run folder or .pt checkpoint> [episodes=10] [checkpoint=last|best] [seed=S] "
@@ -54,12 +54,7 @@ def evaluate_policy(agent, envs, episodes: int, seed: int, device) -> np.ndarray
 def parse_args(argv: list[str]) -> dict:
     from rltrain.errors import RltrainError
 
-    args = dict(DEFAULTS)
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in DEFAULTS:
-            raise RltrainError(f"'{arg}' is not an option of rltrain-eval. {USAGE}")
-        args[key] = value
+    args = key_values(argv, DEFAULTS, "rltrain-eval", USAGE)
     if not args["run"]:
         raise RltrainError(f"run= is required. {USAGE}")
     if args["checkpoint"] not in ("last", "best"):
