@@ -4,6 +4,7 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -135,3 +136,16 @@ def test_resume_of_a_folder_without_checkpoint_is_a_clear_error(workdir):
     (workdir / "empty").mkdir()
     result = run_cli("resume=empty", cwd=workdir)
     assert result.returncode != 0 and "No checkpoint at" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "module, program", [("rltrain.evaluate", "rltrain-eval"), ("rltrain.collect", "rltrain-collect")]
+)
+def test_key_value_scripts_name_an_unknown_argument(module, program, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(module).main(["episods=3"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"{program}: error: 'episods=3' is not an option of {program}.")
