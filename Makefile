@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run train eval test test-fast bench robustness tensorboard lint clean
+.PHONY: install run train eval test test-fast bench robustness datasets tensorboard lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench: install  ## rltrain vs stable-baselines3 (RL Zoo hyperparameters) -> benc
 
 robustness: install  ## fraction of 20 seeds reaching each preset's threshold per CPU kernel path -> bench/results/
 	$(PY) bench/robustness.py $(ARGS)
+
+datasets: install  ## the offline benchmark datasets (Pendulum random/medium/medium-replay/expert/medium-expert, CartPole replay)
+	$(PY) -m rltrain.offline_datasets $(ARGS)
 
 tensorboard: install
 	$(VENV)/bin/tensorboard --logdir outputs --host 127.0.0.1

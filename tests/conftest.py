@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -47,3 +48,32 @@ def run_cli(*args: str, cwd: Path, timeout: int = 300, script: str = "rltrain", 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def offline_datasets(tmp_path_factory) -> str:
+    """The Minari root holding the offline benchmark datasets (`make datasets`: rltrain/pendulum/*-v0 and
+    rltrain/cartpole/replay-v0), built once per test session (about 2 minutes) and shared by the xdist workers."""
+    from filelock import FileLock
+
+    from rltrain import offline_datasets
+
+    run_uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run_uid is None:
+        root = tmp_path_factory.mktemp("offline-datasets")
+    else:  # one folder for every worker of this test run
+        root = tmp_path_factory.getbasetemp().parent / f"offline-datasets-{run_uid}"
+        root.mkdir(exist_ok=True)
+    with FileLock(str(root / "build.lock")):
+        if not (root / "built").exists():
+            previous = os.environ.get("MINARI_DATASETS_PATH")
+            os.environ["MINARI_DATASETS_PATH"] = str(root / "minari")
+            try:
+                summary = offline_datasets.build(runs=root / "runs", log=lambda line: None)
+            finally:
+                if previous is None:
+                    os.environ.pop("MINARI_DATASETS_PATH", None)
+                else:
+                    os.environ["MINARI_DATASETS_PATH"] = previous
+            (root / "built").write_text(json.dumps(summary, default=str))
+    return str(root / "minari")

@@ -11,7 +11,9 @@ step (time limit, or the collector's step budget) is not a terminal for any TD t
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -396,7 +398,8 @@ def write(
     if path.exists():
         if not overwrite:
             raise RltrainError(f"dataset {dataset_id} already exists at {path}; pass overwrite=true to replace it.")
-        minari.delete_dataset(dataset_id)
+        with contextlib.redirect_stdout(io.StringIO()):  # Minari prints a line of its own
+            minari.delete_dataset(dataset_id)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = minari.create_dataset_from_buffers(
