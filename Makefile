@@ -12,7 +12,7 @@ ARGS ?=
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,video,sweep,cluster,datasets]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,video,sweep,cluster,datasets,box2d,mujoco]"
 	@touch $(STAMP)
 
 install: $(STAMP)

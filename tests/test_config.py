@@ -11,18 +11,20 @@ from rltrain.loops import LOOPS
 from rltrain.trainer import Trainer
 
 GRIDS = ("cliffwalking", "frozenlake", "taxi")
+DISCRETE_CONTROL = ("cartpole", "acrobot", "mountaincar", "lunarlander")
+BOX_CONTROL = ("pendulum", "mountaincar_continuous", "lunarlander_continuous", "halfcheetah", "hopper")
 FITS = {
     (policy_gradient, env)
     for policy_gradient in ("ppo", "a2c", "trpo", "reinforce")
-    for env in ("cartpole", "pendulum")
+    for env in (*DISCRETE_CONTROL, *BOX_CONTROL)
 }
-FITS |= {("dqn", "cartpole"), ("c51", "cartpole"), ("sac", "pendulum")}
-FITS |= {("ddpg", "pendulum"), ("td3", "pendulum"), ("mpc", "pendulum")}
+FITS |= {(value_based, env) for value_based in ("dqn", "c51") for env in DISCRETE_CONTROL}
+FITS |= {(actor_critic, env) for actor_critic in ("sac", "ddpg", "td3", "mpc") for env in BOX_CONTROL}
 FITS |= {(bandit, "bandit") for bandit in ("egreedy", "decaying_egreedy", "ucb", "thompson")}
 FITS |= {(planner, env) for planner in ("policy_iteration", "value_iteration") for env in GRIDS}
 FITS |= {(td, env) for td in ("sarsa", "q_learning", "dyna_q") for env in (*GRIDS, "bandit")}
 # fit the env's spaces, but learn from a dataset: without dataset= they say so (tests/test_datasets.py trains them)
-NEED_DATASET = {(imitation, env) for imitation in ("bc", "gail") for env in ("cartpole", "pendulum")}
+NEED_DATASET = {(imitation, env) for imitation in ("bc", "gail") for env in (*DISCRETE_CONTROL, *BOX_CONTROL)}
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -121,3 +123,16 @@ def test_divergence_message_names_only_keys_the_algorithm_has(algo, env, named, 
     message = str(error.value)
     assert all(key in message for key in named), message
     assert not any(key in message for key in not_named), message
+
+
+def test_an_env_whose_extra_is_missing_names_the_extra(tmp_path, monkeypatch):
+    import gymnasium as gym
+
+    def make_without_box2d(env_id, **kwargs):
+        raise gym.error.DependencyNotInstalled("Box2D is not installed, you can install it by run `pip install swig`")
+
+    monkeypatch.setattr(gym, "make", make_without_box2d)
+    with pytest.raises(RltrainError) as error:
+        Trainer(tiny(compose_config("algo=ppo", "env=lunarlander")), tmp_path)
+    assert str(error.value).startswith("env.id=LunarLander-v3 needs a package that is missing (Box2D is not")
+    assert str(error.value).endswith("; pip install 'rltrain[box2d]' (make installs it).")

@@ -153,3 +153,30 @@ def test_the_imitation_algorithms_keep_their_protocols_too():
     assert "relabel_rewards" in protocol_members(PROTOCOLS["onpolicy"])
     del bc.transitions
     assert missing_members(bc) == ["transitions"]
+
+
+@pytest.mark.parametrize("num_envs", [1, 8])
+def test_offpolicy_updates_per_env_step_do_not_depend_on_num_envs(tmp_path, num_envs):
+    """train_every counts env steps summed over the envs: 256 env steps with a warm-up of 32 and train_every 2
+    make one round as the warm-up ends and one per 2 env steps after it, 1 + 224 / 2 = 113 updates, with 1 env
+    (225 vector steps from step 31) as with 8 (29 vector steps from step 24: 1 + 8 * 28 / 2)."""
+    config = tiny(compose_config("algo=sac", "env=pendulum", f"num_envs={num_envs}", "algo.train_every=2"))
+    trainer = Trainer(config, tmp_path)
+    updates = []
+    update = trainer.agent.update
+    trainer.agent.update = lambda batch: updates.append(1) or update(batch)
+    trainer.run()
+    assert trainer.agent.learning_starts == 32 and len(updates) == 113
+
+
+def test_off_policy_actor_critics_default_to_one_env_and_256x256_relu_and_the_dqn_family_to_relu():
+    """The papers' defaults where no preset applies; a command-line network= or num_envs= still wins."""
+    for algo in ("sac", "td3", "ddpg"):
+        config = compose_config(f"algo={algo}", "env=gym", "env.id=MountainCarContinuous-v0")
+        assert config["num_envs"] == 1 and config["network"] == {"hidden": [256, 256], "activation": "relu"}
+    for algo in ("dqn", "c51"):
+        config = compose_config(f"algo={algo}", "env=gym", "env.id=Acrobot-v1")
+        assert config["network"] == {"hidden": [64, 64], "activation": "relu"}
+    config = compose_config("algo=sac", "env=gym", "env.id=MountainCarContinuous-v0", "network=mlp", "num_envs=4")
+    assert config["num_envs"] == 4 and config["network"] == {"hidden": [64, 64], "activation": "tanh"}
+    assert compose_config("algo=ppo", "env=gym", "env.id=Acrobot-v1")["network"]["activation"] == "tanh"

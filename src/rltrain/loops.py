@@ -106,6 +106,9 @@ def offpolicy(trainer) -> None:
     warmup_until = trainer.step + agent.learning_starts  # resumed runs without a saved buffer refill first
     if replay.size >= agent.learning_starts:
         warmup_until = trainer.step
+    # gradient_steps updates per train_every env steps, whatever num_envs is (8 envs with train_every 1 make 8
+    # rounds per vector step); a fresh run's first round comes as soon as its warm-up ends
+    first_round_pending = trainer.step < warmup_until
     steps_since_update = 0
     running = trainer.step < trainer.total_steps
     while running:
@@ -126,10 +129,11 @@ def offpolicy(trainer) -> None:
         )
         obs = torch.as_tensor(next_obs, dtype=torch.float32, device=device)
         metrics = None
-        steps_since_update += num_envs
-        if trainer.step + num_envs >= warmup_until and steps_since_update >= agent.train_every:
-            steps_since_update = 0
-            for _ in range(agent.gradient_steps):
+        if trainer.step + num_envs >= warmup_until:
+            steps_since_update = agent.train_every if first_round_pending else steps_since_update + num_envs
+            first_round_pending = False
+            rounds, steps_since_update = divmod(steps_since_update, agent.train_every)
+            for _ in range(rounds * agent.gradient_steps):
                 metrics = agent.update(replay.sample(agent.batch_size, agent.n_step, agent.gamma))
         running = trainer.advance(num_envs, metrics)
 

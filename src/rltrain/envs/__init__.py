@@ -81,7 +81,12 @@ def make_env(env_cfg: dict, render_mode: str | None = None) -> gym.Env:
     kwargs = dict(env_cfg.get("kwargs", {}))
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
-    env = gym.make(env_cfg["id"], **kwargs)
+    try:
+        env = gym.make(env_cfg["id"], **kwargs)
+    except gym.error.DependencyNotInstalled as exc:  # Box2D and MuJoCo envs need an extra
+        extra = next((e for e in ("box2d", "mujoco") if e in str(exc).lower()), None)
+        fix = f"pip install 'rltrain[{extra}]' (make installs it)" if extra else "install what it names"
+        raise RltrainError(f"env.id={env_cfg['id']} needs a package that is missing ({exc}); {fix}.") from None
     try:
         for wrap in action_wrappers(env_cfg, env.action_space):
             env = wrap(env)
