@@ -1,6 +1,7 @@
 """Behaviour cloning and GAIL: losses on fake batches, and (slow) the learning thresholds from expert datasets that
-the tests record themselves (the PPO CartPole and SAC Pendulum presets, then rltrain-collect), plus the
-survival-bias test: GAIL imitates a deliberately bad demonstrator instead of learning to balance."""
+the tests record themselves (the PPO CartPole preset recorded with rltrain-collect, and the hand-written Pendulum
+controller of tests/experts.py), plus the survival-bias test: GAIL imitates a deliberately bad demonstrator instead
+of learning to balance."""
 
 import os
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from conftest import compose_config
+from experts import SwingUp, record
 from rltrain import datasets
 from rltrain.algos.bc import BC
 from rltrain.algos.gail import GAIL
@@ -112,36 +114,6 @@ def test_gail_relabels_rewards_from_the_discriminator_only(env, reward):
 
 
 # --- learning thresholds ----------------------------------------------------------------------------------------
-class SwingUp:
-    """A hand-written Pendulum expert (mean return about -140): pump energy towards the upright state's, then
-    hold it with a PD controller. With theta'' = 15 sin(theta) + 3u, E = theta'^2 / 2 + 15 cos(theta) changes as
-    dE/dt = 3 u theta', and upright at rest has E = 15."""
-
-    def act(self, obs, explore: bool = False) -> np.ndarray:
-        actions = []
-        for cos, sin, speed in np.asarray(obs, dtype=np.float64):
-            angle, energy = np.arctan2(sin, cos), 0.5 * speed**2 + 15 * cos
-            if cos > 0.85:
-                torque = -(12 * angle + 2.5 * speed)
-            else:
-                torque = 2.0 * np.sign(speed * (15 - energy)) if abs(speed) > 1e-3 else 2.0
-            actions.append([torque])
-        return np.clip(np.asarray(actions, dtype=np.float32), -2, 2)
-
-
-def record(policy, dataset_id: str, env_id: str, episodes: int, ref_max: float | None) -> None:
-    """What rltrain-collect does, for a policy that is not a checkpoint."""
-    from rltrain.collect import mean_return
-
-    env = gym.make(env_id)
-    buffers = datasets.record_policy(policy, env, episodes, None, seed=0)
-    random_policy = datasets.RandomPolicy(env.action_space, 0)
-    ref_min = mean_return(random_policy, {"id": env_id, "kwargs": {}}, 10, 10_000, torch.device("cpu"))
-    spaces = (env.observation_space, env.action_space)
-    datasets.write(dataset_id, buffers, env.spec, *spaces, type(policy).__name__, env_id, ref_min, ref_max, False)
-    env.close()
-
-
 @pytest.fixture(scope="session")
 def expert_datasets(tmp_path_factory):
     """Expert datasets recorded once per session: the PPO CartPole preset (about 15 s of training) recorded with
