@@ -6,8 +6,11 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
+# the HumanCompatibleAI imitation library pins gymnasium 0.29 and stable-baselines3 2.2: it gets its own venv
+IMITATION_VENV ?= bench/.venvs/imitation
+IMITATION_SPEC ?= imitation>=1.0,<1.1
 
-.PHONY: install run train eval test test-fast bench robustness datasets tensorboard lint clean
+.PHONY: install run train eval test test-fast bench bench-imitation robustness datasets tensorboard lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +40,15 @@ bench: install  ## rltrain vs stable-baselines3 (RL Zoo hyperparameters) -> benc
 	@# only rl_zoo3's hyperparameter files are read; its optuna>=3 would break the optuna sweeper's optuna 2.10
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps "rl_zoo3>=2.3"
 	$(PY) bench/run.py $(ARGS)
+
+$(IMITATION_VENV)/.installed:
+	@test -x $(IMITATION_VENV)/bin/python || $(PYTHON) -m venv $(IMITATION_VENV)
+	$(IMITATION_VENV)/bin/python -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(IMITATION_VENV)/bin/python -m pip install -q --disable-pip-version-check "$(IMITATION_SPEC)"
+	@touch $@
+
+bench-imitation: install $(IMITATION_VENV)/.installed  ## BC and GAIL: rltrain vs imitation on the same expert data -> bench/results/
+	$(PY) bench/vs_imitation.py --peer-python $(IMITATION_VENV)/bin/python $(ARGS)
 
 robustness: install  ## fraction of 20 seeds reaching each preset's threshold per CPU kernel path -> bench/results/
 	$(PY) bench/robustness.py $(ARGS)
