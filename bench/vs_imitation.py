@@ -13,6 +13,9 @@ same expert data, with the same budgets -> bench/results/imitation_<date>_<time>
 Reported per run: mean return, normalized score (the dataset's reference scores), the run's wall time (training
 plus the final evaluation, without interpreter start-up and imports), and the whole child process's wall and CPU
 time (user + system, from getrusage).
+
+`--only gail-pendulum` runs a case without a counterpart, rltrain alone: GAIL on Pendulum-v1 from 25 episodes of
+the hand-written controller against the issue's threshold (-300 within 1e6 env steps), too long for CI.
 """
 
 from __future__ import annotations
@@ -45,13 +48,17 @@ DATASETS = {
     "bench/cartpole/expert20-v0": ("cartpole", "CartPole-v1", 20, "ppo"),
     "bench/cartpole/expert10-v0": ("cartpole", "CartPole-v1", 10, "ppo"),
     "bench/pendulum/expert50-v0": ("pendulum", "Pendulum-v1", 50, "swingup"),
+    "bench/pendulum/expert25-v0": ("pendulum", "Pendulum-v1", 25, "swingup"),
 }
-# case: (algo, env preset, dataset id)
+# case: (algo, env preset, dataset id, against imitation, threshold of the imitation issue or None)
 CASES = {
-    "bc-cartpole": ("bc", "cartpole", "bench/cartpole/expert20-v0"),
-    "bc-pendulum": ("bc", "pendulum", "bench/pendulum/expert50-v0"),
-    "gail-cartpole": ("gail", "cartpole", "bench/cartpole/expert10-v0"),
+    "bc-cartpole": ("bc", "cartpole", "bench/cartpole/expert20-v0", True, 475.0),
+    "bc-pendulum": ("bc", "pendulum", "bench/pendulum/expert50-v0", True, -250.0),
+    "gail-cartpole": ("gail", "cartpole", "bench/cartpole/expert10-v0", True, 475.0),
+    # rltrain alone (1e6 env steps, too long for CI): evaluated every eval.every of its preset
+    "gail-pendulum": ("gail", "pendulum", "bench/pendulum/expert25-v0", False, -300.0),
 }
+DEFAULT_CASES = [case for case, (*_, against_imitation, _) in CASES.items() if against_imitation]
 # What differs between the two setups, stated in every report.
 DIFFERENCES = """\
 - BC, both: the same dataset pairs, Adam with the preset's learning rate, batch size and number of gradient updates,
@@ -172,7 +179,7 @@ def export_npz(dataset_id: str, path: Path) -> None:
 # --- 3. the runs --------------------------------------------------------------------------------------------------
 def peer_settings(case: str, seed: int) -> dict:
     """The budgets and hyperparameters of rltrain's preset, in the words vs_imitation_peer.py reads."""
-    algo, env, _ = CASES[case]
+    algo, env, *_ = CASES[case]
     config = preset_config(algo, env)
     common = {
         "hidden": list(config["network"]["hidden"]),
@@ -203,14 +210,14 @@ def peer_settings(case: str, seed: int) -> dict:
 
 
 def run_rltrain(case: str, seed: int, work: Path, env: dict) -> dict:
-    algo, env_preset, dataset_id = CASES[case]
+    algo, env_preset, dataset_id, against_imitation, _ = CASES[case]
     run_dir = work / "runs" / f"rltrain-{case}-{seed}-{int(time.time())}"
     command = rltrain_cli(
         f"algo={algo}",
         f"env={env_preset}",
         f"dataset={dataset_id}",
         f"seed={seed}",
-        "eval.every=0",  # only the final evaluation, as on imitation's side
+        *(["eval.every=0"] if against_imitation else []),  # only the final evaluation, as on imitation's side
         f"eval.episodes={EVAL_EPISODES}",
         f"hydra.run.dir={run_dir}",
     )
@@ -224,11 +231,12 @@ def run_rltrain(case: str, seed: int, work: Path, env: dict) -> dict:
         "return_std": summary["eval_return_std"],
         "process_wall_s": process_wall,
         "process_cpu_s": process_cpu,
+        "eval_history": summary["eval_history"],  # [step, wall s, mean, std] per evaluation
     }
 
 
 def run_imitation(case: str, seed: int, work: Path, env: dict, peer_python: Path) -> dict:
-    algo, _, dataset_id = CASES[case]
+    algo, _, dataset_id, *_ = CASES[case]
     out = work / f"imitation-{case}-{seed}.json"
     command = [
         str(peer_python),
@@ -260,6 +268,8 @@ def median_ratio(ours: list[float], theirs: list[float]) -> str:
 
 
 def report(results: list[dict], peer_version: str) -> str:
+    compared = [r for r in results if CASES[r["case"]][3]]
+    alone = [r for r in results if not CASES[r["case"]][3]]
     lines = [
         f"# BC and GAIL: rltrain vs {peer_version}, {datetime.now():%Y-%m-%d %H:%M}",
         "",
@@ -269,38 +279,65 @@ def report(results: list[dict], peer_version: str) -> str:
         f"Return: mean ± std of {EVAL_EPISODES} deterministic episodes after training. Run s: training and that "
         "evaluation, without interpreter start-up, imports and data loading; process s: the whole child process. "
         "Budget: gradient updates (BC) or env steps (GAIL).",
-        "",
-        "| case | library | seed | budget | return | normalized score | run s | process wall s | process CPU s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in results:
-        lines.append(
-            f"| {r['case']} | {r['library']} | {r['seed']} | {r['steps']} | {r['return_mean']:.1f} ± "
-            f"{r['return_std']:.1f} | {fmt(r['normalized_score'])} | {r['run_s']:.1f} | {r['process_wall_s']:.1f} | "
-            f"{r['process_cpu_s']:.1f} |"
-        )
-    lines += [
-        "",
-        "| case | mean return rltrain | mean return imitation | ratio rltrain / imitation, run s (median) | "
-        "ratio, process CPU s (median) |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for case in dict.fromkeys(r["case"] for r in results):
-        ours = [r for r in results if r["case"] == case and r["library"] == "rltrain"]
-        theirs = [r for r in results if r["case"] == case and r["library"] != "rltrain"]
-        mean = lambda rows: fmt(statistics.mean(r["return_mean"] for r in rows)) if rows else "—"  # noqa: E731
-        lines.append(
-            f"| {case} | {mean(ours)} | {mean(theirs)} | "
-            f"{median_ratio([r['run_s'] for r in ours], [r['run_s'] for r in theirs])} | "
-            f"{median_ratio([r['process_cpu_s'] for r in ours], [r['process_cpu_s'] for r in theirs])} |"
-        )
-    lines += ["", "What is the same and what differs:", "", DIFFERENCES]
+    if compared:
+        lines += [
+            "",
+            "| case | library | seed | budget | return | normalized score | run s | process wall s | process CPU s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in compared:
+            lines.append(
+                f"| {r['case']} | {r['library']} | {r['seed']} | {r['steps']} | {r['return_mean']:.1f} ± "
+                f"{r['return_std']:.1f} | {fmt(r['normalized_score'])} | {r['run_s']:.1f} | "
+                f"{r['process_wall_s']:.1f} | {r['process_cpu_s']:.1f} |"
+            )
+        lines += [
+            "",
+            "| case | mean return rltrain | mean return imitation | ratio rltrain / imitation, run s (median) | "
+            "ratio, process CPU s (median) |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for case in dict.fromkeys(r["case"] for r in compared):
+            ours = [r for r in compared if r["case"] == case and r["library"] == "rltrain"]
+            theirs = [r for r in compared if r["case"] == case and r["library"] != "rltrain"]
+            mean = lambda rows: fmt(statistics.mean(r["return_mean"] for r in rows)) if rows else "—"  # noqa: E731
+            lines.append(
+                f"| {case} | {mean(ours)} | {mean(theirs)} | "
+                f"{median_ratio([r['run_s'] for r in ours], [r['run_s'] for r in theirs])} | "
+                f"{median_ratio([r['process_cpu_s'] for r in ours], [r['process_cpu_s'] for r in theirs])} |"
+            )
+        lines += ["", "What is the same and what differs:", "", DIFFERENCES]
+    if alone:
+        lines += [
+            "",
+            "## rltrain alone (thresholds of the imitation issue)",
+            "",
+            "| case | seed | threshold | budget | final return | normalized score | best eval | first eval at or "
+            "above the threshold (steps) | run s | process CPU s | evaluations (steps: return) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in alone:
+            threshold = CASES[r["case"]][4]
+            history = r["eval_history"]
+            reached = next((step for step, _, mean, _ in history if mean >= threshold), None)
+            evaluations = ", ".join(f"{step}: {mean:.0f}" for step, _, mean, _ in history)
+            lines.append(
+                f"| {r['case']} | {r['seed']} | {threshold} | {r['steps']} | {r['return_mean']:.1f} ± "
+                f"{r['return_std']:.1f} | {fmt(r['normalized_score'])} | {max(h[2] for h in history):.1f} | "
+                f"{reached or '—'} | {r['run_s']:.1f} | {r['process_cpu_s']:.1f} | {evaluations} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", choices=list(CASES), help="cases to run (default: all)")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        choices=list(CASES),
+        help=f"cases to run (default: {' '.join(DEFAULT_CASES)}; gail-pendulum trains 1e6 env steps per seed)",
+    )
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1])
     parser.add_argument("--peer-python", type=Path, default=DEFAULT_PEER_PYTHON, help="python of imitation's venv")
     parser.add_argument(
@@ -310,7 +347,8 @@ def main() -> None:
         help="datasets (its minari/ root), .npz files and run folders",
     )
     args = parser.parse_args()
-    if not args.peer_python.exists():
+    cases = args.only or DEFAULT_CASES
+    if any(CASES[case][3] for case in cases) and not args.peer_python.exists():
         sys.exit(f"{args.peer_python} does not exist; `make bench-imitation` creates imitation's venv.")
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -320,14 +358,15 @@ def main() -> None:
         print(f"[bench-imitation] {message}", flush=True)
 
     build_datasets(work, env, log)
-    cases = args.only or list(CASES)
-    for dataset_id in dict.fromkeys(CASES[case][2] for case in cases):
+    for dataset_id in dict.fromkeys(CASES[case][2] for case in cases if CASES[case][3]):
         export_npz(dataset_id, work / f"{dataset_id.replace('/', '_')}.npz")
+    stamp = f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    RESULTS.mkdir(parents=True, exist_ok=True)
     results, peer_version = [], "imitation"
     for case in cases:
         data = load_dataset(CASES[case][2])
         for seed in args.seeds:
-            for name in ("rltrain", "imitation"):
+            for name in ("rltrain", "imitation") if CASES[case][3] else ("rltrain",):
                 log(f"{case} seed {seed}: {name} ...")
                 if name == "rltrain":
                     result = run_rltrain(case, seed, work, env)
@@ -341,11 +380,10 @@ def main() -> None:
                     f"process CPU {result['process_cpu_s']:.1f} s"
                 )
                 results.append(result)
-    stamp = f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
-    text = report(results, peer_version)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"imitation_{stamp}.md").write_text(text)
-    (RESULTS / f"imitation_{stamp}.json").write_text(json.dumps(results, indent=2))
+                # written after every run, so a long bench that is stopped keeps what it measured
+                text = report(results, peer_version)
+                (RESULTS / f"imitation_{stamp}.md").write_text(text)
+                (RESULTS / f"imitation_{stamp}.json").write_text(json.dumps(results, indent=2))
     print(text)
     print(f"written: {RESULTS / ('imitation_' + stamp + '.md')}")
 
