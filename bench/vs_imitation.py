@@ -271,7 +271,7 @@ def report(results: list[dict], peer_version: str) -> str:
     compared = [r for r in results if CASES[r["case"]][3]]
     alone = [r for r in results if not CASES[r["case"]][3]]
     lines = [
-        f"# BC and GAIL: rltrain vs {peer_version}, {datetime.now():%Y-%m-%d %H:%M}",
+        f"# BC and GAIL: rltrain{f' vs {peer_version}' if compared else ''}, {datetime.now():%Y-%m-%d %H:%M}",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs, so "
         "wall times are inflated by contention: the CPU time of each child process (user + system) is the steadier "
