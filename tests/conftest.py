@@ -38,8 +38,8 @@ def tiny(config: dict, total_steps: int = 256) -> dict:
 
 def run_cli(*args: str, cwd: Path, timeout: int = 300, script: str = "rltrain", env: dict | None = None):
     """Run an installed console script as a user types it."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("HYDRA_FULL_ERROR", None)
+    inherited = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "RLTRAIN_FULL_ERROR")}
+    full_env = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
         [str(BIN / script), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env
     )

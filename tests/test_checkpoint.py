@@ -1,6 +1,8 @@
 """Checkpoints: atomic, loadable with weights_only, a full round trip, clear errors; resume continues the curve."""
 
 import json
+import os
+import re
 import signal
 import subprocess
 import time
@@ -155,3 +157,51 @@ def test_a_diverged_loss_stops_the_run_with_one_sentence(tmp_path):
     with pytest.raises(RltrainError, match=r"training diverged at step 0: td became nan; lower the learning rate"):
         trainer.check_finite({"td": torch.tensor(float("nan")), "q_mean": 1.0})
     trainer.close()
+
+
+def save_with_config(path, config):
+    checkpoint.save({"agent": {}, "config": config, "step": 0}, path)
+
+
+@pytest.mark.parametrize(
+    "script, args, target",
+    [("rltrain-eval", ["run=run"], "rltrain_canary.Probe"), ("rltrain", ["resume=run"], "subprocess.Popen")],
+)
+def test_a_checkpoint_naming_a_foreign_class_is_refused_before_anything_is_imported(script, args, target, workdir):
+    marker = workdir / "imported-or-called"
+    # importing the canary module, or calling Popen with these arguments, would create the marker file
+    (workdir / "rltrain_canary.py").write_text(f"open({str(marker)!r}, 'w').close()\nclass Probe: ...\n")
+    config = compose_config()
+    config["algo"].update({"_target_": target, "args": ["touch", str(marker)]})
+    save_with_config(workdir / "run" / "checkpoints" / "last.pt", config)
+    python_path = os.pathsep.join(filter(None, [str(workdir), os.environ.get("PYTHONPATH")]))
+    result = run_cli(*args, script=script, cwd=workdir, env={"PYTHONPATH": python_path})
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert f"names algo._target_={target}, which is not one of rltrain's algorithms" in line
+    assert not marker.exists()
+
+
+def test_a_command_line_naming_a_foreign_class_is_refused(workdir):
+    result = run_cli("algo._target_=subprocess.Popen", "+algo.args=[touch,marker]", cwd=workdir)
+    assert result.returncode == 2 and "not one of rltrain's algorithms" in result.stderr
+    assert not (workdir / "marker").exists()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda c: c.pop("network"), "has no network section"),
+        (lambda c: c["algo"].pop("_target_"), "has no algo._target_"),
+        (lambda c: c["network"].update(hidden=64), "network.hidden=64 must be a list"),
+        (lambda c: c.update(total_steps="many"), "total_steps=many must be a whole number"),
+        (lambda c: c["algo"].update(ppo={"_target_": "os.system"}), "algo.ppo._target_=os.system, which is not"),
+    ],
+)
+def test_a_checkpoint_with_a_damaged_config_is_one_sentence(damage, message, tmp_path):
+    config = compose_config()
+    damage(config)
+    save_with_config(tmp_path / "last.pt", config)
+    with pytest.raises(RltrainError, match=f"^Checkpoint {tmp_path / 'last.pt'}.*{re.escape(message)}") as error:
+        checkpoint.load(tmp_path / "last.pt")
+    assert "\n" not in str(error.value)

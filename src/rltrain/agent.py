@@ -17,6 +17,7 @@ from hydra.utils import get_class
 from rltrain.buffers import RolloutBuffer
 from rltrain.envs import make_env
 from rltrain.errors import RltrainError
+from rltrain.schema import closest
 
 Actions = torch.Tensor | np.ndarray
 
@@ -265,7 +266,9 @@ def build_agent(algorithm: Algorithm, config: dict, device: torch.device, num_en
     accepted = inspect.signature(algorithm.cls.__init__).parameters
     unknown = [k for k in hyper if k not in accepted]
     if unknown:
-        raise RltrainError(f"algo={algo_cfg.get('name')} has no hyperparameter {', '.join(unknown)}; remove it.")
+        close = closest(unknown[0], [k for k in accepted if k in algo_cfg])
+        hint = f" (did you mean algo.{close}?)" if close else ""
+        raise RltrainError(f"algo={algo_cfg.get('name')} has no hyperparameter {', '.join(unknown)}{hint}; remove it.")
     runtime = {
         "observation_space": algorithm.observation_space,
         "action_space": algorithm.action_space,

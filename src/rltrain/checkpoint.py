@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rltrain import schema
 from rltrain.errors import RltrainError
 
 
@@ -29,7 +30,9 @@ def save(payload: dict, path: Path) -> None:
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint with weights_only=True; a missing or unreadable file is one clear error."""
+    """Load a checkpoint with weights_only=True and check the shape of its config (schema.check) before anything
+    is built from it; a missing or unreadable file, or a config that is damaged or names a class that is not one
+    of rltrain's algorithms, is one clear error."""
     path = Path(path)
     if not path.is_file():
         raise RltrainError(f"No checkpoint at {path}; pass a run folder that has checkpoints/last.pt, or a .pt file.")
@@ -42,6 +45,7 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict:
         ) from None
     if not isinstance(payload, dict) or "agent" not in payload or "config" not in payload:
         raise RltrainError(f"Checkpoint {path} is not an rltrain checkpoint (no agent state or config in it).")
+    schema.check(payload["config"], f"Checkpoint {path}")
     return payload
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -11,17 +12,13 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from rltrain import checkpoint
-from rltrain.errors import RltrainError
-
-
-def config_dir() -> Path:
-    """conf/ inside an installed wheel, or the repository's top-level conf/ in a source checkout."""
-    packaged = Path(__file__).resolve().parent / "conf"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf"
+from rltrain import schema
+from rltrain.errors import RltrainError, full_error_wanted
+from rltrain.schema import config_dir
 
 
 def run_id() -> str:
@@ -57,6 +54,7 @@ def plain_config(cfg: DictConfig) -> dict:
         key = exc.full_key
         hint = " (e.g. rltrain env=gym env.id=Acrobot-v1)" if key == "env.id" else ""
         raise RltrainError(f"{key} has no value; set it on the command line{hint}.") from None
+    schema.check(config)
     for key in ("total_steps", "num_envs", "threads"):
         if int(config[key]) < 1:
             raise RltrainError(f"{key}={config[key]} must be a positive integer.")
@@ -67,6 +65,8 @@ def plain_config(cfg: DictConfig) -> dict:
 
 def resumed_config(cfg: DictConfig) -> tuple[dict, dict]:
     """The saved config of the run being resumed (with total_steps optionally extended) and its checkpoint."""
+    from rltrain import checkpoint
+
     overrides = [
         o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in RESUME_OVERRIDABLE
     ]
@@ -162,7 +162,7 @@ def train_one(trainer, run_dir: Path) -> float:
 
 def fail(exc: Exception, run_dir: Path, multirun: bool) -> None:
     """A single run exits 2 with one sentence; a sweep job records the failure and lets the sweep go on."""
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    if full_error_wanted():
         raise exc
     message = str(exc) if isinstance(exc, RltrainError) else f"{type(exc).__name__}: {exc}"
     print(f"rltrain: error: {message}", file=sys.stderr)
@@ -201,8 +201,44 @@ def print_artifacts(run_dir: Path, summary: dict) -> None:
     )
 
 
+def hydra_problem(exc: Exception) -> str:
+    """One sentence for one of Hydra's config errors: an unknown group option with the choices, an unknown key with
+    the closest one; anything else Hydra says, on one line."""
+    cause = exc.__cause__
+    options = getattr(exc, "options", None)
+    missing = getattr(exc, "missing_cfg_file", None)
+    if options and missing and "/" in missing:
+        group, option = missing.rsplit("/", 1)
+        close = schema.closest(option, options)
+        hint = f" (did you mean {group}={close}?)" if close else ""
+        return f"{group}={option} is not an option of {group}{hint}; the choices are {', '.join(options)}."
+    parent, key = getattr(cause, "parent_node", None), getattr(cause, "key", None)
+    typed = re.match(r"Could not override '([^']+)'", str(exc))
+    if typed and isinstance(parent, DictConfig) and isinstance(key, str):
+        typed_key = typed.group(1)
+        full_key = str(cause.full_key)
+        above = full_key[: -len(key)].rstrip(".")  # the section that lacks `key` ("" at the top level)
+        keys = [k for k in parent if k != "hydra"]
+        close = schema.closest(key, keys)
+        if close:
+            suggestion = ".".join(p for p in (above, close) if p) + typed_key[len(full_key) :]
+            return f"{typed_key} is not a key of the config; did you mean {suggestion}?"
+        return f"{typed_key} is not a key of the config; {above or 'the top level'} has {', '.join(keys)}."
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
 def main() -> None:
-    train()
+    # Hydra prints its own config errors over many lines and exits 1, unless HYDRA_FULL_ERROR=1 makes it raise them:
+    # set it for Hydra, keep the user's own choice (errors.full_error_wanted), and report them in one sentence
+    os.environ.setdefault("RLTRAIN_FULL_ERROR", os.environ.get("HYDRA_FULL_ERROR", "0"))
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        train()
+    except (HydraException, OmegaConfBaseException) as exc:
+        if full_error_wanted():
+            raise
+        print(f"rltrain: error: {hydra_problem(exc)}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

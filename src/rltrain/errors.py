@@ -11,6 +11,13 @@ class RltrainError(Exception):
     """A problem the user can fix; its message names the problem and the fix."""
 
 
+def full_error_wanted() -> bool:
+    """Whether the user asked for tracebacks with HYDRA_FULL_ERROR=1. rltrain sets HYDRA_FULL_ERROR itself so that
+    Hydra raises its config errors instead of printing them (cli.main); the user's own choice travels, to every
+    process of a run, in RLTRAIN_FULL_ERROR."""
+    return os.environ.get("RLTRAIN_FULL_ERROR", os.environ.get("HYDRA_FULL_ERROR")) == "1"
+
+
 def console_script(program: str, usage: str, run: Callable[[list[str]], object], argv: list[str] | None) -> None:
     """A key=value console script: --help prints its usage; a RltrainError becomes one sentence and exit status 2
     (HYDRA_FULL_ERROR=1 shows the traceback, as for rltrain)."""
@@ -21,7 +28,7 @@ def console_script(program: str, usage: str, run: Callable[[list[str]], object],
     try:
         run(argv)
     except RltrainError as exc:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if full_error_wanted():
             raise
         print(f"{program}: error: {exc}", file=sys.stderr)
         sys.exit(2)
