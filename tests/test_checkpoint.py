@@ -127,16 +127,43 @@ def wait_for(path, process, timeout=120):
         time.sleep(0.2)
 
 
-def test_sigint_writes_a_checkpoint_and_exits_cleanly(workdir):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGUSR1])
+def test_stop_signals_write_a_checkpoint_and_exit_as_interrupted(stop, workdir):
     process = start_training(workdir, "total_steps=10000000", "eval.every=0", "checkpoint.every=2048")
     wait_for(workdir / "run" / "checkpoints" / "last.pt", process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     out, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
-    assert "Traceback" not in err and "rltrain resume=" in out
+    assert process.returncode == 128 + stop, err
+    assert "Traceback" not in err and "Continue with rltrain resume=" in out
     summary = json.loads((workdir / "run" / "summary.json").read_text())
     payload = checkpoint.load(workdir / "run" / "checkpoints" / "last.pt")
     assert summary["interrupted"] and payload["step"] == summary["env_steps"] > 2048
+    assert summary["stopped_by"] == signal.Signals(stop).name
+
+
+def test_resume_auto_starts_continues_skips_and_refuses_another_config(workdir):
+    command = ["resume=auto", "hydra.run.dir=run", "eval.every=0", "eval.episodes=2", "log.every=256"]
+    process = start_training(workdir, *command, "checkpoint.every=2048", "total_steps=10000000")
+    wait_for(workdir / "run" / "checkpoints" / "last.pt", process)
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 143 and "Continue with the same command." in out
+    stopped_at = checkpoint.load(workdir / "run" / "checkpoints" / "last.pt")["step"]
+    # re-submitted as it was, the run continues; the step budget may be changed
+    again = run_cli(*command, "checkpoint.every=2048", f"total_steps={stopped_at + 1024}", cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    assert f"Continuing {workdir / 'run'} from step {stopped_at}" in again.stdout
+    steps = scalar_steps(workdir / "run", "perf/sps")
+    assert steps == list(range(256, stopped_at + 1024 + 1, 256)), "a step logged twice or missing"
+    events = sorted((workdir / "run").glob("events.out.tfevents.*"))
+    finished = run_cli(*command, "checkpoint.every=2048", f"total_steps={stopped_at + 1024}", cwd=workdir)
+    assert finished.returncode == 0 and "already finished" in finished.stdout
+    assert sorted((workdir / "run").glob("events.out.tfevents.*")) == events
+    changed = run_cli(*command, "checkpoint.every=4096", cwd=workdir)
+    assert changed.returncode == 2 and "holds a run of another config (checkpoint.every=4096 here" in changed.stderr
+    fresh = run_cli("hydra.run.dir=run", cwd=workdir)
+    assert fresh.returncode == 2 and "already holds a run; continue it with resume=auto" in fresh.stderr
+    assert "total_steps=10000000" in (workdir / "run" / ".hydra" / "overrides.yaml").read_text()
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(workdir):

@@ -53,6 +53,19 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(workdir):
     assert (folder / "1" / "summary.json").exists()
 
 
+def test_a_sweep_run_again_skips_finished_jobs_and_continues_the_others(workdir):
+    command = ("-m", "seed=0,1", "hydra.sweep.dir=sweep", "checkpoint.every=256", *TINY)
+    assert run_cli(*command, cwd=workdir).returncode == 0
+    finished = (workdir / "sweep" / "0" / "summary.json").read_text()
+    (workdir / "sweep" / "1" / "summary.json").unlink()  # as if job 1 had been killed after its last checkpoint
+    again = run_cli(*command, cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    assert f"{workdir / 'sweep' / '0'} already finished" in again.stdout
+    assert f"Continuing {workdir / 'sweep' / '1'} from step 600" in again.stdout
+    assert (workdir / "sweep" / "0" / "summary.json").read_text() == finished
+    assert json.loads((workdir / "sweep" / "1" / "summary.json").read_text())["env_steps"] == 600
+
+
 def optuna_sweep(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
     return run_cli(
         "-m", "hparams_search=ppo_cartpole", "hydra.sweeper.n_trials=3", "sweep.seeds=2",

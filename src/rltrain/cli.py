@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -26,8 +27,13 @@ def run_id() -> str:
     return os.environ.setdefault("RLTRAIN_RUN_ID", secrets.token_hex(3))
 
 
+def explicit_resume(resume: str | None) -> bool:
+    """resume=<run folder or checkpoint>, as opposed to none or resume=auto."""
+    return bool(resume) and resume != "auto"
+
+
 def run_dir_for(resume: str | None, name: str) -> str:
-    if resume:
+    if explicit_resume(resume):
         path = Path(resume)
         return str(path.parents[1] if path.is_file() else path)
     return f"outputs/{name}/{datetime.now():%Y-%m-%d_%H-%M-%S}_{run_id()}"
@@ -41,10 +47,19 @@ def sweep_id() -> str:
 
 OmegaConf.register_new_resolver("rltrain_sweep_id", sweep_id, replace=True)
 OmegaConf.register_new_resolver("rltrain_run_dir", run_dir_for, replace=True)
-# a resumed run must not overwrite the .hydra/ record of the run it continues
-OmegaConf.register_new_resolver("rltrain_hydra_subdir", lambda resume: None if resume else ".hydra", replace=True)
 
-RESUME_OVERRIDABLE = ("resume", "total_steps", "log.progress")
+
+def hydra_subdir(resume: str | None, output_dir: str) -> str | None:
+    """A run that continues (resume=, resume=auto, a sweep run again) keeps the .hydra/ record of the run it
+    continues, and a command refused for a folder that holds a run leaves that run's record as it was."""
+    continues = explicit_resume(resume) or (Path(output_dir) / "checkpoints" / "last.pt").exists()
+    return None if continues else ".hydra"
+
+
+OmegaConf.register_new_resolver("rltrain_hydra_subdir", hydra_subdir, replace=True)
+
+# what a resumed run may change; checkpoint.replay_buffer=false resumes with an empty replay buffer
+RESUME_OVERRIDABLE = ("resume", "total_steps", "log.progress", "checkpoint.replay_buffer")
 
 
 def plain_config(cfg: DictConfig) -> dict:
@@ -80,10 +95,64 @@ def resumed_config(cfg: DictConfig) -> tuple[dict, dict]:
     for override in HydraConfig.get().overrides.task:
         key, _, value = override.partition("=")
         if key == "total_steps":
-            config["total_steps"] = int(value)
+            config["total_steps"] = int(float(value))
         elif key == "log.progress":
             config["log"]["progress"] = value.lower() == "true"
+        elif key == "checkpoint.replay_buffer":
+            config["checkpoint"]["replay_buffer"] = value.lower() == "true"
     return config, payload
+
+
+def differences(saved: dict, config: dict, prefix: str = "") -> list[str]:
+    """`key=value` (with the saved value) of every setting where `config` differs from `saved`, except those a
+    resumed run may change."""
+    found = []
+    for key in sorted(set(saved) | set(config)):
+        name = f"{prefix}{key}"
+        theirs, ours = saved.get(key), config.get(key)
+        if name in RESUME_OVERRIDABLE:
+            continue
+        if isinstance(theirs, dict) and isinstance(ours, dict):
+            found += differences(theirs, ours, f"{name}.")
+        elif theirs != ours:
+            found.append(f"{name}={ours} here, {theirs} there")
+    return found
+
+
+def continue_or_start(config: dict, run_dir: Path, auto: bool, continue_with: str) -> float:
+    """Train `config` in `run_dir`. With `auto` (resume=auto, a sweep's jobs) a folder whose run finished this
+    config is not trained again and one with a checkpoint continues from it; without it a folder that holds a
+    run is refused rather than overwritten."""
+    from rltrain import checkpoint
+    from rltrain.trainer import Trainer
+
+    last, payload = run_dir / "checkpoints" / "last.pt", None
+    if last.is_file():
+        if not auto:
+            raise RltrainError(
+                f"{run_dir} already holds a run; continue it with resume=auto (or resume={run_dir}), "
+                "or train in another folder."
+            )
+        payload = checkpoint.load(last)
+        changed = differences(payload["config"], config)
+        if changed:
+            raise RltrainError(
+                f"{run_dir} holds a run of another config ({'; '.join(changed[:3])}); continue it with its own "
+                "settings, or train in another folder."
+            )
+        summary_path = run_dir / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+        if (
+            summary is not None
+            and not summary["interrupted"]
+            and summary["env_steps"] == payload["step"]
+            and int(config["total_steps"]) <= int(payload["config"]["total_steps"])
+        ):
+            print(f"{run_dir} already finished (final eval return {summary['eval_return_mean']:.1f}); skipped.")
+            return summary["eval_return_mean"]
+        print(f"Continuing {run_dir} from step {payload['step']}.", flush=True)
+    trainer = Trainer(config, run_dir, algo_dir=config_dir() / "algo", resume=payload)
+    return train_one(trainer, run_dir, continue_with)
 
 
 def discard_if_empty(run_dir: Path) -> None:
@@ -102,7 +171,7 @@ def train(cfg: DictConfig) -> float | None:
     try:
         return train_seeds(cfg, run_dir)
     except RltrainError as exc:
-        if not multirun and not cfg.resume:
+        if not multirun and not explicit_resume(cfg.resume):
             discard_if_empty(run_dir)
         return fail(exc, run_dir, multirun)
     except Exception as exc:  # a bug or a library error: in a sweep, one failed job must not stop the others
@@ -115,21 +184,26 @@ def train_seeds(cfg: DictConfig, run_dir: Path) -> float | None:
     from rltrain.logger import write_json  # heavy imports after Hydra has parsed the command line
     from rltrain.trainer import Trainer
 
-    if cfg.resume:
-        config, payload = resumed_config(cfg)
-        seeds = 1
+    multirun = HydraConfig.get().mode.name == "MULTIRUN"
+    if multirun:
+        continue_with = f"the same command with hydra.sweep.dir={HydraConfig.get().sweep.dir}"
     else:
-        cfg = with_dataset_env(cfg)
-        config, payload = plain_config(cfg), None
-        seeds = int(config["sweep"]["seeds"])
+        continue_with = "the same command" if cfg.resume == "auto" else f"rltrain resume={run_dir}"
+    if explicit_resume(cfg.resume):
+        config, payload = resumed_config(cfg)
+        trainer = Trainer(config, run_dir, algo_dir=config_dir() / "algo", resume=payload)
+        return train_one(trainer, run_dir, continue_with)
+    config = plain_config(with_dataset_env(cfg))
+    auto = multirun or cfg.resume == "auto"  # a sweep run again skips its finished jobs and continues the others
+    seeds = int(config["sweep"]["seeds"])
     if seeds == 1:
-        return train_one(Trainer(config, run_dir, algo_dir=config_dir() / "algo", resume=payload), run_dir)
+        return continue_or_start(config, run_dir, auto, continue_with)
     # several seeds of one setting: each in its own folder, the objective is their mean
     returns = []
     for offset in range(seeds):
         seeded = {**config, "seed": int(config["seed"]) + offset}
         seed_dir = run_dir / f"seed_{seeded['seed']}"
-        returns.append(train_one(Trainer(seeded, seed_dir, algo_dir=config_dir() / "algo"), seed_dir))
+        returns.append(continue_or_start(seeded, seed_dir, auto, continue_with))
     mean = sum(returns) / len(returns)
     write_json(
         run_dir / "sweep_result.json",
@@ -152,11 +226,12 @@ def with_dataset_env(cfg: DictConfig) -> DictConfig:
     return compose(config_name="config", overrides=overrides + env)
 
 
-def train_one(trainer, run_dir: Path) -> float:
+def train_one(trainer, run_dir: Path, continue_with: str) -> float:
     summary = trainer.run()
-    print_artifacts(run_dir, summary)
+    print_artifacts(run_dir, summary, continue_with)
     if summary["interrupted"]:
-        sys.exit(130)
+        trainer.forward_stop_signal()  # under submitit, its handler requeues the job, which then continues
+        sys.exit(128 + trainer.stop_signal)  # as a shell reports a process the signal ended: 130 for Ctrl-C
     return summary["eval_return_mean"]
 
 
@@ -175,11 +250,11 @@ def fail(exc: Exception, run_dir: Path, multirun: bool) -> None:
     return None  # the Optuna sweeper records a trial without a value as failed (a NaN would break it)
 
 
-def print_artifacts(run_dir: Path, summary: dict) -> None:
+def print_artifacts(run_dir: Path, summary: dict, continue_with: str) -> None:
     unit = summary.get("step_unit", "env steps")
     if summary["interrupted"]:
         at = f"{unit.removesuffix('s')} {summary['env_steps']}"  # env step 5000, update 300
-        print(f"Stopped at {at}; checkpoint saved. Continue with: rltrain resume={run_dir}")
+        print(f"Stopped at {at}; checkpoint saved in {run_dir}. Continue with {continue_with}.", flush=True)
         return
     mean, std = summary["eval_return_mean"], summary["eval_return_std"]
     if unit == "env steps":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections import deque
@@ -34,6 +35,16 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def wait_for_a_later_second(run_dir: Path) -> None:
+    """TensorBoard reads a run's event files in name order, and a name starts with the second the file was opened
+    in: a resumed run's file must sort after those before it, even when it restarts within the same second."""
+    names = (re.match(r"events\.out\.tfevents\.(\d+)\.", p.name) for p in Path(run_dir).glob("events.out.*"))
+    opened = [int(name.group(1)) for name in names if name]
+    delay = max(opened, default=0) + 1 - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
 class Logger:
     """Everything a run reports. Scalars are buffered as tensors and turned into floats only when written."""
 
@@ -47,6 +58,8 @@ class Logger:
         unit: str = "env steps",
     ):
         self.run_dir = run_dir
+        if start_step > 0:
+            wait_for_a_later_second(run_dir)
         # purge_step hides anything a killed run logged after its last checkpoint (at start_step, everything was
         # logged before the checkpoint was written), so no step is logged twice
         self.writer = SummaryWriter(str(run_dir), purge_step=start_step + 1 if start_step > 0 else None)
@@ -128,6 +141,9 @@ class Logger:
         step = metrics.get("hparams/env_steps", 0)
         for name, value in metrics.items():
             self.writer.add_scalar(name, value, int(step))
+
+    def flush(self) -> None:
+        self.writer.flush()
 
     def close(self) -> None:
         if self.bar is not None:

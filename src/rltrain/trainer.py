@@ -23,6 +23,9 @@ from rltrain.loops import LOOPS
 from rltrain.tabular_view import table_image, value_and_policy
 
 COMPILABLE = ("loss", "critic_loss", "actor_loss")  # pure tensor functions torch.compile may wrap
+# Ctrl-C, what schedulers send to stop a job (SLURM, Kubernetes), SLURM's --signal ahead of a time limit, and
+# submitit's preemption signal: each finishes the current step, writes a checkpoint and stops the run
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def divergence_hint(algo_cfg: dict) -> str:
@@ -106,6 +109,8 @@ class Trainer:
         self.progress_every = max(self.num_envs, self.total_steps // 400)
         self.latest_metrics: dict | None = None
         self.stop_requested = False
+        self.stop_signal: int | None = None
+        self.handlers_before: dict[int, object] = {}  # the stop signals' handlers before the run, restored after it
         self.logger = Logger(
             self.run_dir,
             self.total_steps,
@@ -208,6 +213,9 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         path = self.run_dir / "checkpoints" / "last.pt"
+        # everything logged up to this step reaches the event file first: a run killed after the checkpoint resumes
+        # from it and TensorBoard hides what it logged later (Logger's purge_step), so no step is missing or twice
+        self.logger.flush()
         checkpoint.save(self._payload(with_replay=bool(self.config["checkpoint"]["replay_buffer"])), path)
         return path
 
@@ -223,19 +231,32 @@ class Trainer:
         checkpoint.set_rng_state(payload["rng"])
 
     # --- the run ------------------------------------------------------------------------------------------
-    def _on_sigint(self, signum, frame) -> None:
-        if self.stop_requested:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
+    def _on_stop_signal(self, signum, frame) -> None:
+        if self.stop_requested:
+            if signum == signal.SIGINT:  # a second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            return  # a scheduler repeating itself: the stop is under way
         self.stop_requested = True
-        self.logger.message("Ctrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to abort).")
+        self.stop_signal = signum
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        again = " (Ctrl-C again to abort)" if signum == signal.SIGINT else ""
+        self.logger.message(f"{name}: stopping after this step and writing a checkpoint{again}.")
+
+    def forward_stop_signal(self) -> None:
+        """Hand the signal that stopped the run, now that its checkpoint is written, to the handler installed before
+        the run, if that was a program's own (submitit's requeues the job); Python's and the OS defaults do not
+        get it, so the caller decides how to exit."""
+        handler = self.handlers_before.get(self.stop_signal)
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(self.stop_signal, None)
 
     def run(self) -> dict:
         self.start_time = time.perf_counter()
         start_step = self.step
         try:
-            previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
-        except ValueError:  # not the main thread (some launchers): Ctrl-C handling stays with the caller
-            previous_handler = None
+            self.handlers_before = {sig: signal.signal(sig, self._on_stop_signal) for sig in STOP_SIGNALS}
+        except ValueError:  # not the main thread (some launchers): signal handling stays with the caller
+            self.handlers_before = {}
         try:
             if self.step < self.total_steps or not self.loop.uses_step_budget:
                 self.loop.run(self)
@@ -243,8 +264,8 @@ class Trainer:
             self.close()  # flush the curves so far and stop env workers; the last checkpoint stays as it was
             raise
         finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
+            for sig, handler in self.handlers_before.items():
+                signal.signal(sig, handler)
         interrupted = self.stop_requested and self.step < self.total_steps
         if not interrupted and (self.last_eval is None or self.last_eval[0] != self.step):
             self.evaluate()
@@ -264,6 +285,7 @@ class Trainer:
             "sps": round((self.step - start_step) / max(time.perf_counter() - self.start_time, 1e-9), 1),
             "device": str(self.device),
             "interrupted": interrupted,
+            "stopped_by": signal.Signals(self.stop_signal).name if interrupted else None,
             "eval_history": self.eval_history,
             "config": self.config,
             **{k: v for k, v in self.loop_state.items() if isinstance(v, (int, float))},
