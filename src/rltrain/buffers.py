@@ -213,10 +213,26 @@ class ReplayBuffer:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        size = int(state["size"])
-        if size > self.capacity:
-            raise ValueError(f"saved replay buffer holds {size} transitions, more than capacity {self.capacity}")
-        for key in ("obs", "next_obs", "actions", "rewards", "terminated", "dones"):
+        """Restore a saved buffer; a damaged or truncated one raises ValueError saying what is wrong with it and
+        leaves this buffer as it was."""
+        tensors = ("obs", "next_obs", "actions", "rewards", "terminated", "dones")
+        missing = [key for key in (*tensors, "position", "size") if key not in state]
+        if missing:
+            raise ValueError(f"it has no {', '.join(missing)}")
+        size, position = int(state["size"]), int(state["position"])
+        if not 0 <= size <= self.capacity or not 0 <= position < self.capacity:
+            raise ValueError(f"its size {size} or position {position} does not fit its capacity {self.capacity}")
+        for key in tensors:
+            saved, own = state[key], getattr(self, key)
+            expected = (size, *own.shape[1:])
+            if not isinstance(saved, torch.Tensor) or tuple(saved.shape) != expected or saved.dtype != own.dtype:
+                found = (
+                    f"{tuple(saved.shape)} {saved.dtype}" if isinstance(saved, torch.Tensor) else type(saved).__name__
+                )
+                raise ValueError(f"its {key} is {found} where {expected} {own.dtype} belongs")
+            if saved.is_floating_point() and not bool(torch.isfinite(saved).all()):
+                raise ValueError(f"its {key} holds NaN or infinite values")
+        for key in tensors:
             getattr(self, key)[:size] = state[key].to(self.device)
         self.size = size
-        self.position = int(state["position"]) % self.capacity
+        self.position = position

@@ -15,18 +15,42 @@ from rltrain.errors import RltrainError
 
 
 def save(payload: dict, path: Path) -> None:
-    """Write `payload` to `path` so that a crash leaves either the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write `payload` to `path` so that a crash leaves either the old file or the new one, never half of one; a
+    write that fails (a full disk) is one sentence and leaves the old file as it was."""
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+        directory = os.open(path.parent, os.O_RDONLY)  # the rename itself survives a power cut too
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except (OSError, RuntimeError) as exc:
+        # torch.save reports a failed write of the file as a RuntimeError raised while handling the OSError
+        error = exc if isinstance(exc, OSError) else exc.__context__
+        if not isinstance(error, OSError):
+            raise
+        reason = error.strerror or str(error)
+        raise RltrainError(
+            f"Could not write checkpoint {path} ({reason}); the checkpoint there before is intact: make room (or "
+            "fix the folder) and continue the run with resume=auto, or resume=<run folder>."
+        ) from exc
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def remove_leftovers(folder: Path) -> None:
+    """Temporary files of checkpoints whose writing was cut short (a killed run); the checkpoints stay."""
+    for leftover in Path(folder).glob(".*.pt.*.tmp"):
+        leftover.unlink(missing_ok=True)
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict:

@@ -58,11 +58,14 @@ class Logger:
         unit: str = "env steps",
     ):
         self.run_dir = run_dir
-        if start_step > 0:
+        purge_step = None
+        if any(Path(run_dir).glob("events.out.tfevents.*")):  # a run continued, or started again after a kill
             wait_for_a_later_second(run_dir)
-        # purge_step hides anything a killed run logged after its last checkpoint (at start_step, everything was
-        # logged before the checkpoint was written), so no step is logged twice
-        self.writer = SummaryWriter(str(run_dir), purge_step=start_step + 1 if start_step > 0 else None)
+            # hides anything a killed run logged after its last checkpoint (everything up to start_step was flushed
+            # before that checkpoint was written; a run killed before its first one starts over), so no step is
+            # logged twice
+            purge_step = start_step + 1 if start_step > 0 else 0
+        self.writer = SummaryWriter(str(run_dir), purge_step=purge_step)
         self.recent_returns: deque[float] = deque(maxlen=20)
         self.total_steps = total_steps
         self.start_step = start_step

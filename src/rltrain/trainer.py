@@ -15,7 +15,7 @@ import torch
 from rltrain import checkpoint, datasets
 from rltrain.agent import build_agent, resolve_algorithm, resolve_device
 from rltrain.buffers import ReplayBuffer
-from rltrain.envs import finished_episodes, grid_shape, make_env, make_vector_env
+from rltrain.envs import CheckedEnv, finished_episodes, grid_shape, make_env, make_vector_env
 from rltrain.errors import RltrainError
 from rltrain.evaluate import EVAL_SEED_OFFSET, evaluate_policy
 from rltrain.logger import Logger, write_json
@@ -66,14 +66,21 @@ class Trainer:
         # the agent before the envs: a bad hyperparameter fails before any env worker exists
         self.agent = build_agent(algorithm, config, self.device, self.num_envs, dataset=self.dataset)
         self.env = self.envs = None
+        env_id = config["env"]["id"]
         if self.loop.env == "single":
-            self.env = make_env(config["env"])
+            self.env = CheckedEnv(make_env(config["env"]), env_id, lambda: f"at env step {self.step}")
         elif self.loop.env == "vector":
-            self.envs = make_vector_env(config["env"], self.num_envs)
+            self.envs = CheckedEnv(
+                make_vector_env(config["env"], self.num_envs), env_id, lambda: f"at env step {self.step}"
+            )
             self.envs.action_space.seed(seed)
         eval_cfg = config["eval"]
         self.eval_episodes = int(eval_cfg["episodes"])
-        self.eval_envs = make_vector_env(config["env"], min(self.eval_episodes, 16), vectorization="sync")
+        self.eval_envs = CheckedEnv(
+            make_vector_env(config["env"], min(self.eval_episodes, 16), vectorization="sync"),
+            env_id,
+            lambda: f"in the evaluation at env step {self.step}",
+        )
         if config["device"].get("compile"):
             for name in COMPILABLE:
                 if hasattr(self.agent, name):
@@ -91,12 +98,14 @@ class Trainer:
             )
 
         self.step = 0
+        checkpoint.remove_leftovers(self.run_dir / "checkpoints")
         self.previous_wall_time = 0.0
         self.best_eval = -math.inf
         self.last_eval: tuple[int, float, float] | None = None
         self.normalized_score: float | None = None  # of the last evaluation, for runs with a dataset
         self.eval_history: list[list[float]] = []  # [step, wall time s, mean, std] of each evaluation
         self.loop_state: dict = {}  # what a loop keeps across resumes and reports in summary.json (e.g. regret)
+        self.latest_metrics: dict | None = None
         if resume is not None:
             self._restore(resume)
         self.eval_every = int(eval_cfg["every"])
@@ -107,7 +116,6 @@ class Trainer:
         self.next_log = self._next_multiple(self.log_every)
         self.next_progress = self.step
         self.progress_every = max(self.num_envs, self.total_steps // 400)
-        self.latest_metrics: dict | None = None
         self.stop_requested = False
         self.stop_signal: int | None = None
         self.handlers_before: dict[int, object] = {}  # the stop signals' handlers before the run, restored after it
@@ -205,6 +213,8 @@ class Trainer:
             "best_eval_return_mean": self.best_eval,
             "eval_history": self.eval_history,
             "loop_state": self.loop_state,
+            # the losses of the last update: logged again at the next log step, however soon after a resume
+            "latest_metrics": {name: float(value) for name, value in (self.latest_metrics or {}).items()},
             "rng": checkpoint.rng_state(),
         }
         if with_replay and self.replay is not None:
@@ -226,8 +236,17 @@ class Trainer:
         self.best_eval = float(payload["best_eval_return_mean"])
         self.eval_history = [list(h) for h in payload["eval_history"]]
         self.loop_state = dict(payload.get("loop_state", {}))
-        if self.replay is not None and "replay" in payload:
-            self.replay.load_state_dict(payload["replay"])
+        self.latest_metrics = dict(payload.get("latest_metrics", {})) or None
+        if self.replay is not None and "replay" in payload and self.config["checkpoint"]["replay_buffer"]:
+            try:
+                self.replay.load_state_dict(payload["replay"])
+            except (ValueError, TypeError) as exc:
+                raise RltrainError(
+                    f"The replay buffer in the checkpoint of {self.run_dir} is damaged ({exc}); continue from the "
+                    f"best checkpoint, which has none (rltrain resume={self.run_dir}/checkpoints/best.pt), or from "
+                    f"this one with an empty buffer that refills (rltrain resume={self.run_dir} "
+                    "checkpoint.replay_buffer=false)."
+                ) from None
         checkpoint.set_rng_state(payload["rng"])
 
     # --- the run ------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ loops use it to bootstrap on truncation and to store the real next state in repl
 from __future__ import annotations
 
 import difflib
+import math
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -139,6 +141,61 @@ def make_vector_env(env_cfg: dict, num_envs: int, vectorization: str | None = No
             "loops need same-step autoreset to bootstrap truncated episodes; use env.vectorization=sync or async."
         )
     return gym.wrappers.vector.RecordEpisodeStatistics(envs)
+
+
+def first_non_finite(values) -> tuple[tuple[int, ...], float] | None:
+    """(index, value) of the first NaN or infinite entry of a reward or observation (scalar or array), or None."""
+    if isinstance(values, (int, float)):  # one plain env's reward: the common case, kept cheap
+        return None if math.isfinite(values) else ((), values)
+    array = np.asarray(values)
+    if array.dtype.kind not in "fc":  # integer observations (discrete states) are always finite
+        return None
+    bad = np.argwhere(~np.isfinite(array))
+    if not len(bad):
+        return None
+    index = tuple(int(i) for i in bad[0])
+    return index, float(array[index])
+
+
+class CheckedEnv:
+    """A plain or vector env whose step() stops the run with one sentence naming the env, the step and the value
+    when the env raises or returns a NaN or infinite observation (the final one of an episode included) or reward;
+    everything else is the env's own."""
+
+    def __init__(self, env, env_id: str, at: Callable[[], str]):
+        self.env = env
+        self.env_id = env_id
+        self.at = at  # where the run is ("at env step 1200"), asked only when something is wrong
+
+    def __getattr__(self, name: str):
+        return getattr(self.env, name)
+
+    def step(self, actions):
+        try:
+            result = self.env.step(actions)
+        except Exception as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "no message"
+            raise RltrainError(
+                f"env {self.env_id} raised {type(exc).__name__} ({detail}) in step() {self.at()}; the run stopped "
+                "and its last checkpoint is kept."
+            ) from exc
+        obs, rewards, infos = result[0], result[1], result[-1]
+        self.check("observation", (), obs)
+        self.check("reward", (), rewards)
+        if "_final_obs" in infos:  # a vector env's episodes that ended: their true last observations
+            for i in np.flatnonzero(infos["_final_obs"]):
+                self.check("observation", (int(i),), infos["final_obs"][i])
+        return result
+
+    def check(self, what: str, prefix: tuple[int, ...], values) -> None:
+        bad = first_non_finite(values)
+        if bad is not None:
+            index, value = bad
+            at = f"{list(prefix + index)}" if prefix + index else ""
+            raise RltrainError(
+                f"env {self.env_id} returned a non-finite {what} {self.at()} ({what}{at} = {value}); the run "
+                "stopped and its last checkpoint is kept."
+            )
 
 
 def as_observation(obs: np.ndarray, device: torch.device) -> torch.Tensor:
