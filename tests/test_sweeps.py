@@ -3,9 +3,12 @@ jobs do not stop a sweep; every job of a sweep writes into the same sweep folder
 
 import json
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -115,6 +118,35 @@ def test_submitit_local_runs_two_jobs(workdir):
     result = run_cli("-m", "hydra/launcher=submitit_local", "seed=0,1", *TINY, cwd=workdir, timeout=600)
     assert result.returncode == 0, result.stderr
     assert sorted(s["seed"] for s in summaries(sweep_dir(workdir))) == [0, 1]
+
+
+def running_child(pid: int) -> int:
+    """The process `pid` started (submitit's local controller starts the job's process)."""
+    while True:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_preempted_submitit_job_checkpoints_requeues_itself_and_continues(workdir):
+    command = [str(BIN / "rltrain"), "-m", "hydra/launcher=submitit_local", "hydra.sweep.dir=sweep", "seed=0"]
+    command += ["total_steps=4096", "checkpoint.every=256", "eval.every=0", "eval.episodes=2", "log.progress=false"]
+    sweep = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job_dir = workdir / "sweep" / "0"
+    while not (job_dir / "checkpoints" / "last.pt").exists():
+        assert sweep.poll() is None, sweep.communicate()
+        time.sleep(0.1)
+    [controller] = [p for p in (workdir / "sweep" / ".submitit").iterdir() if p.name.isdigit()]
+    os.kill(running_child(int(controller.name)), signal.SIGUSR2)  # what SLURM sends ahead of preemption
+    _, err = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, err
+    log = (controller / f"{controller.name}_0_log.out").read_text()
+    stopped = re.search(r"Stopped at env step (\d+); checkpoint saved", log)
+    assert stopped and "Requeued job" in log and f"Continuing {job_dir.resolve()} from step {stopped[1]}." in log
+    summary = json.loads((job_dir / "summary.json").read_text())
+    assert summary["env_steps"] == 4096 and not summary["interrupted"]
 
 
 def free_port() -> int:

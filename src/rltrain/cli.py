@@ -186,7 +186,7 @@ def train_seeds(cfg: DictConfig, run_dir: Path) -> float | None:
 
     multirun = HydraConfig.get().mode.name == "MULTIRUN"
     if multirun:
-        continue_with = f"the same command with hydra.sweep.dir={HydraConfig.get().sweep.dir}"
+        continue_with = f"the same command and hydra.sweep.dir={HydraConfig.get().sweep.dir}"
     else:
         continue_with = "the same command" if cfg.resume == "auto" else f"rltrain resume={run_dir}"
     if explicit_resume(cfg.resume):
