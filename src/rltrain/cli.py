@@ -123,16 +123,16 @@ def continue_or_start(config: dict, run_dir: Path, auto: bool, continue_with: st
     """Train `config` in `run_dir`. With `auto` (resume=auto, a sweep's jobs) a folder whose run finished this
     config is not trained again and one with a checkpoint continues from it; without it a folder that holds a
     run is refused rather than overwritten."""
-    from rltrain import checkpoint
+    last, payload = run_dir / "checkpoints" / "last.pt", None
+    if last.is_file() and not auto:
+        raise RltrainError(
+            f"{run_dir} already holds a run; continue it with resume=auto (or resume={run_dir}), "
+            "or train in another folder."
+        )
+    from rltrain import checkpoint  # heavy imports (torch) once the config is known to be good
     from rltrain.trainer import Trainer
 
-    last, payload = run_dir / "checkpoints" / "last.pt", None
     if last.is_file():
-        if not auto:
-            raise RltrainError(
-                f"{run_dir} already holds a run; continue it with resume=auto (or resume={run_dir}), "
-                "or train in another folder."
-            )
         payload = checkpoint.load(last)
         changed = differences(payload["config"], config)
         if changed:
@@ -151,6 +151,7 @@ def continue_or_start(config: dict, run_dir: Path, auto: bool, continue_with: st
             print(f"{run_dir} already finished (final eval return {summary['eval_return_mean']:.1f}); skipped.")
             return summary["eval_return_mean"]
         print(f"Continuing {run_dir} from step {payload['step']}.", flush=True)
+    (run_dir / "failed.json").unlink(missing_ok=True)  # a sweep job that failed before and is run again
     trainer = Trainer(config, run_dir, algo_dir=config_dir() / "algo", resume=payload)
     return train_one(trainer, run_dir, continue_with)
 
@@ -181,15 +182,14 @@ def train(cfg: DictConfig) -> float | None:
 
 
 def train_seeds(cfg: DictConfig, run_dir: Path) -> float | None:
-    from rltrain.logger import write_json  # heavy imports after Hydra has parsed the command line
-    from rltrain.trainer import Trainer
-
     multirun = HydraConfig.get().mode.name == "MULTIRUN"
     if multirun:
         continue_with = f"the same command and hydra.sweep.dir={HydraConfig.get().sweep.dir}"
     else:
         continue_with = "the same command" if cfg.resume == "auto" else f"rltrain resume={run_dir}"
     if explicit_resume(cfg.resume):
+        from rltrain.trainer import Trainer  # heavy imports (torch) once the config is known to be good
+
         config, payload = resumed_config(cfg)
         trainer = Trainer(config, run_dir, algo_dir=config_dir() / "algo", resume=payload)
         return train_one(trainer, run_dir, continue_with)
@@ -205,6 +205,8 @@ def train_seeds(cfg: DictConfig, run_dir: Path) -> float | None:
         seed_dir = run_dir / f"seed_{seeded['seed']}"
         returns.append(continue_or_start(seeded, seed_dir, auto, continue_with))
     mean = sum(returns) / len(returns)
+    from rltrain.logger import write_json
+
     write_json(
         run_dir / "sweep_result.json",
         {"seeds": [int(config["seed"]) + k for k in range(seeds)], "eval_return_means": returns, "mean": mean},

@@ -108,12 +108,13 @@ def type_problem(value, default) -> str | None:
     return None
 
 
-def check_types(config: dict, defaults: dict, path: str, where: str, required: tuple[str, ...] | bool) -> None:
-    """The values of `config` against `defaults`; `required`: True for all of the defaults' keys, or a tuple."""
+def check_types(config: dict, defaults: dict, path: str, where: str, required: tuple[str, ...] | None) -> None:
+    """The values of `config` against `defaults`. The keys that must be there: `required`, or with None every key
+    whose default is not null (at every depth)."""
     for key, default in defaults.items():
         name = f"{path}.{key}" if path else key
         if key not in config:
-            if required is True or key in required:
+            if (default is not None) if required is None else key in required:
                 raise RltrainError(f"{where or 'the config'} has no {name}; it is damaged or not an rltrain config.")
             continue
         value = config[key]
@@ -121,7 +122,7 @@ def check_types(config: dict, defaults: dict, path: str, where: str, required: t
         if problem:
             raise RltrainError(f"{prefix(where)}{name}={value} must be {problem}.")
         if isinstance(default, dict) and default:
-            check_types(value, default, name, where, required)
+            check_types(value, default, name, where, None if required is None else ())
 
 
 def prefix(where: str) -> str:
@@ -138,7 +139,7 @@ def check(config, where: str = "") -> None:
     for group in REQUIRED_GROUP_KEYS:
         if not isinstance(config.get(group), dict):
             raise RltrainError(f"{source} has no {group} section; it is damaged or not an rltrain config.")
-    check_types(config, root_defaults(), "", where, required=True)
+    check_types(config, root_defaults(), "", where, required=None)
     algo, env = config["algo"], config["env"]
     algo_name = algo.get("name")
     if shipped_algorithms().get(algo_name) != algo.get("_target_"):  # a renamed copy of a shipped algorithm
