@@ -171,3 +171,80 @@ def box_center_and_half_range(action_space, device: torch.device) -> tuple[torch
     low = torch.as_tensor(action_space.low, dtype=torch.float32, device=device)
     high = torch.as_tensor(action_space.high, dtype=torch.float32, device=device)
     return (high + low) / 2, (high - low) / 2
+
+
+class RegressionPolicy(nn.Module):
+    """A policy fitted by (weighted) likelihood of a dataset's actions: behaviour cloning, AWR, IQL's extraction.
+
+    Observations are standardized with fixed statistics (the dataset's; buffers, so checkpoints keep them).
+    Discrete:  log pi(a|s) = log softmax(f(s))_a
+    Box:       a~ = (a - center) / half_range in [-1, 1],  mu = tanh(f_mu(s)),
+      deterministic:  log pi(a|s) := -||mu - a~||^2   (a fixed-std Gaussian up to scale and constant: MSE)
+      gaussian:       log pi(a|s) = sum_d log N(a~_d; mu_d, sigma_d),  sigma = exp(clamp(f_sigma(s)))
+    Acting: argmax f(s), or center + half_range * mu (a clipped sample of N(mu, sigma) when exploring).
+    """
+
+    LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+    def __init__(self, observation_space, action_space, hidden: list[int], activation: str, gaussian: bool = False):
+        super().__init__()
+        obs_dim = int(math.prod(observation_space.shape))
+        self.discrete = not hasattr(action_space, "shape") or len(action_space.shape) == 0
+        self.gaussian = gaussian and not self.discrete
+        self.act_dim = int(action_space.n) if self.discrete else int(action_space.shape[0])
+        self.body = mlp(obs_dim, 2 * self.act_dim if self.gaussian else self.act_dim, hidden, activation)
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+        if not self.discrete:
+            center, half_range = box_center_and_half_range(action_space, torch.device("cpu"))
+            self.register_buffer("action_center", center)
+            self.register_buffer("action_half_range", half_range)
+
+    @torch.no_grad()
+    def fit_observations(self, obs: torch.Tensor) -> None:
+        """Standardize observations with the mean and std of these (a dataset's) from now on."""
+        self.obs_mean.copy_(obs.reshape(obs.shape[0], -1).mean(0))
+        self.obs_std.copy_(obs.reshape(obs.shape[0], -1).std(0).clamp_min(1e-6))
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        return (obs.reshape(obs.shape[0], -1) - self.obs_mean) / self.obs_std
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Discrete: (logits, zeros); Box: (mu in [-1, 1], log sigma; zeros when deterministic)."""
+        out = self.body(self.normalize(obs))
+        if self.discrete:
+            return out, torch.zeros_like(out)
+        if not self.gaussian:
+            return torch.tanh(out), torch.zeros_like(out)
+        mean, log_std = out.chunk(2, dim=-1)
+        return torch.tanh(mean), log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
+
+    def unit_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Dataset actions as network inputs: one-hot (Discrete) or scaled to [-1, 1] (Box)."""
+        if self.discrete:
+            return nn.functional.one_hot(actions.long(), self.act_dim).float()
+        return ((actions - self.action_center) / self.action_half_range).clamp(-1.0, 1.0)
+
+    def log_likelihood(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """log pi(a|s) per sample, as in the class docstring."""
+        out, log_std = self(obs)
+        if self.discrete:
+            return out.log_softmax(-1).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+        target = self.unit_actions(actions)
+        if not self.gaussian:
+            return -(out - target).square().sum(-1)
+        return (-0.5 * ((target - out) / log_std.exp()).square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def mode(self, obs: torch.Tensor) -> torch.Tensor:
+        """The deterministic action as a network input: one-hot argmax, or mu in [-1, 1]."""
+        out, _ = self(obs)
+        return nn.functional.one_hot(out.argmax(-1), self.act_dim).float() if self.discrete else out
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        out, log_std = self(obs)
+        if self.discrete:
+            return torch.distributions.Categorical(logits=out).sample() if explore else out.argmax(-1)
+        if explore and self.gaussian:
+            out = (out + log_std.exp() * torch.randn_like(out)).clamp(-1.0, 1.0)
+        return self.action_center + self.action_half_range * out
