@@ -89,7 +89,8 @@ class Dataset:
         return int(self.episode_lengths.shape[0])
 
     def sample(self, batch_size: int, transitions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """A uniform batch of transitions, from all of them or from the `transitions` index."""
+        """A uniform batch of transitions, from all of them or from the `transitions` index; "index" says which
+        (algorithms that keep per-transition quantities, such as AWR's returns, look them up with it)."""
         if transitions is None:
             index = torch.randint(0, len(self), (batch_size,), device=self.rewards.device)
         else:
@@ -101,6 +102,7 @@ class Dataset:
             "next_obs": self.next_obs[index],
             "terminated": self.terminated[index],
             "truncated": self.truncated[index],
+            "index": index,
         }
 
     def top_episodes(self, fraction: float) -> torch.Tensor:
