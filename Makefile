@@ -10,7 +10,7 @@ ARGS ?=
 IMITATION_VENV ?= bench/.venvs/imitation
 IMITATION_SPEC ?= imitation>=1.0,<1.1
 
-.PHONY: install run train eval test test-fast bench bench-imitation robustness datasets tensorboard lint clean
+.PHONY: install run train eval test test-fast bench bench-imitation robustness datasets offline-table tensorboard lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ robustness: install  ## fraction of 20 seeds reaching each preset's threshold pe
 
 datasets: install  ## the offline benchmark datasets (Pendulum random/medium/medium-replay/expert/medium-expert, CartPole replay)
 	$(PY) -m rltrain.offline_datasets $(ARGS)
+
+offline-table: install  ## D4RL-style table: normalized score of each offline algorithm on each dataset -> bench/results/ (make datasets first)
+	$(PY) bench/offline.py $(ARGS)
 
 tensorboard: install
 	$(VENV)/bin/tensorboard --logdir outputs --host 127.0.0.1

@@ -201,3 +201,45 @@ def test_checkpoint_round_trip_into_an_agent_built_without_its_dataset(algo):
     if algo == "iql":
         assert restored.actor_optimizer.param_groups[0]["lr"] == agent.actor_optimizer.param_groups[0]["lr"]
         torch.testing.assert_close(restored.critics_target(obs, obs[:, :1]), agent.critics_target(obs, obs[:, :1]))
+
+
+# --- learning thresholds (slow) ------------------------------------------------------------------------------------
+MEDIUM_REPLAY = "rltrain/pendulum/medium-replay-v0"
+SEEDS = (0, 1)
+
+
+def train(root: str, monkeypatch, tmp_path, algo: str, seed: int) -> dict:
+    """`rltrain algo=<algo> dataset=<Pendulum medium-replay> seed=<seed>` with its tuned preset."""
+    from conftest import compose_config
+    from rltrain.trainer import Trainer
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", root)
+    config = compose_config(f"algo={algo}", "env=pendulum", f"dataset={MEDIUM_REPLAY}", f"seed={seed}", "log.progress=false")
+    assert config["eval"]["episodes"] >= 10
+    return Trainer(config, tmp_path / f"{algo}-{seed}").run()
+
+
+@pytest.mark.slow
+def test_iql_reaches_minus_250_on_pendulum_medium_replay_and_beats_bc_by_20_points(offline_datasets, monkeypatch, tmp_path):
+    """Seeds tried in order until one passes (tests/test_learning.py explains the rule)."""
+    results = {}
+    for seed in SEEDS:
+        iql_summary = train(offline_datasets, monkeypatch, tmp_path, "iql", seed)
+        assert iql_summary["step_unit"] == "updates" and iql_summary["env_steps"] <= 50_000
+        bc_summary = train(offline_datasets, monkeypatch, tmp_path, "bc", seed)
+        results[seed] = (iql_summary["eval_return_mean"], iql_summary["normalized_score"], bc_summary["normalized_score"])
+        if iql_summary["eval_return_mean"] >= -250 and iql_summary["normalized_score"] >= bc_summary["normalized_score"] + 20:
+            return
+    pytest.fail(f"(IQL return, IQL normalized score, BC normalized score) per seed: {results}")
+
+
+@pytest.mark.slow
+def test_awr_reaches_minus_300_on_pendulum_medium_replay(offline_datasets, monkeypatch, tmp_path):
+    finals = {}
+    for seed in SEEDS:
+        summary = train(offline_datasets, monkeypatch, tmp_path, "awr", seed)
+        assert summary["step_unit"] == "updates" and summary["env_steps"] <= 50_000
+        finals[seed] = summary["eval_return_mean"]
+        if finals[seed] >= -300:
+            return
+    pytest.fail(f"final eval returns per seed: {finals}")

@@ -4,10 +4,12 @@ the dataset, and a policy extracted from it by advantage-weighted regression.
 On a minibatch {(s, a, r, s', d)} of the dataset (d: terminated; a truncated end is bootstrapped like any step):
 Value:   u = min_i Q_target_i(s, a) - V(s),    L_V = E[|expectile - 1(u < 0)| * u^2]
          (V(s) tends to the `expectile` of Q(s, a) over the dataset's actions: 0.5 the mean, -> 1 their max)
-Critic:  y = r + gamma * (1 - d) * V(s'),       L_Q = mean_i E[(Q_i(s, a) - y)^2]
+Critic:  y = c r + gamma * (1 - d) * V(s'),     L_Q = mean_i E[(Q_i(s, a) - y)^2]
 Policy:  w = min(exp(beta * u), max_weight),     L_pi = -E[w * log pi(a|s)]
 Targets: Q_target <- (1 - tau) Q_target + tau Q after every update. The actor's learning rate falls from actor_lr
-to 0 along a cosine over the run. u, y and w use V and Q_target from before this update's steps (as the reference
+to 0 along a cosine over the run. c = 1, or with normalize_rewards (as CORL does on D4RL locomotion)
+c = longest episode / (highest - lowest episode return) of the dataset: returns span about one unit per step, so
+beta means the same on any reward scale. u, y and w use V and Q_target from before this update's steps (as the reference
 implementation does). log pi(a|s) is networks.RegressionPolicy's: Gaussian, deterministic (MSE) or categorical.
 Q takes the observation standardized with the dataset's statistics and the action scaled to [-1, 1] (one-hot for
 Discrete actions).
@@ -57,6 +59,7 @@ class IQL:
         batch_size: int = 256,
         policy: str = "gaussian",
         normalize_obs: bool = True,
+        normalize_rewards: bool = True,
     ):
         if not 0 < expectile < 1:
             raise RltrainError(f"algo.expectile={expectile} must be in (0, 1).")
@@ -68,6 +71,10 @@ class IQL:
         self.actor.to(device)
         if normalize_obs and dataset is not None:  # an agent built to act gets them from load_state_dict
             self.actor.fit_observations(dataset.obs)
+        self.reward_scale = 1.0  # c of the docstring
+        if normalize_rewards and dataset is not None:
+            spread = float(dataset.episode_returns.max() - dataset.episode_returns.min())
+            self.reward_scale = float(dataset.episode_lengths.max()) / spread if spread > 0 else 1.0
         obs_dim = self.actor.obs_mean.shape[0]
         self.critics = QEnsemble(2, obs_dim, self.actor.act_dim, hidden, activation).to(device)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
@@ -102,9 +109,9 @@ class IQL:
         return expectile_loss(u, self.expectile), {"v_mean": v.detach().mean(), "advantage": u.detach()}
 
     def critic_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Twin Q regressed on r + gamma (1 - d) V(s'); no gradient reaches V."""
+        """Twin Q regressed on c r + gamma (1 - d) V(s'); no gradient reaches V."""
         with torch.no_grad():
-            target = batch["rewards"] + self.gamma * (1.0 - batch["terminated"]) * self.v(batch["next_obs"])
+            target = self.reward_scale * batch["rewards"] + self.gamma * (1.0 - batch["terminated"]) * self.v(batch["next_obs"])
         q = self.critics(self.actor.normalize(batch["obs"]), self.actor.unit_actions(batch["actions"]))
         return (q - target).square().mean(), {"q_data": q.detach().min(0).values.mean()}
 
