@@ -33,9 +33,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 RUNS = RESULTS / "runs" / "offline"
 ALGOS = ["bc", "cql", "iql", "awr", "edac", "sac_n"]
-DATASETS = [
-    f"rltrain/pendulum/{name}-v0" for name in ("random", "medium", "medium-replay", "expert", "medium-expert")
-]
+DATASETS = [f"rltrain/pendulum/{name}-v0" for name in ("random", "medium", "medium-replay", "expert", "medium-expert")]
 NAMES = {"bc": "BC", "cql": "CQL", "iql": "IQL", "awr": "AWR", "edac": "EDAC", "sac_n": "SAC-N"}
 
 
@@ -57,8 +55,10 @@ def available_datasets(dataset_ids: list[str]) -> list[str]:
     local = set(datasets.local_ids())
     present = [d for d in dataset_ids if d in local]
     for missing in sorted(set(dataset_ids) - local):
-        print(f"skipping dataset={missing}: not in the Minari root {datasets.dataset_path('')} (make datasets)",
-              file=sys.stderr)
+        print(
+            f"skipping dataset={missing}: not in the Minari root {datasets.dataset_path('')} (make datasets)",
+            file=sys.stderr,
+        )
     return present
 
 
@@ -124,10 +124,12 @@ def markdown(table: dict, rows: list[dict], algos: list[str], dataset_ids: list[
     lines = [
         f"# Offline RL: normalized score after {args.updates} gradient updates",
         "",
-        f"{datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} CPU cores, one run at a time. Cells: mean normalized score "
-        f"over seeds {' '.join(map(str, args.seeds))} (100 = the dataset's ref_max_score, 0 = its ref_min_score) and the "
-        "95% percentile-bootstrap CI of that mean, then the mean wall time per run. Final deterministic eval of each run "
-        "(eval.episodes of its preset). Overrides: " + (" ".join(args.set) or "none") + ".",
+        f"{datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} CPU cores, one run at a time. Cells: mean normalized "
+        f"score over seeds {' '.join(map(str, args.seeds))} (100 = the dataset's ref_max_score, 0 = its "
+        "ref_min_score) and the 95% percentile-bootstrap CI of that mean, then the mean wall time per run. Final "
+        "deterministic eval of each run (eval.episodes of its preset). Overrides: "
+        + (" ".join(args.set) or "none")
+        + ".",
         "",
         "| algorithm | " + " | ".join(short) + " |",
         "| --- |" + " --- |" * len(short),
@@ -139,9 +141,7 @@ def markdown(table: dict, rows: list[dict], algos: list[str], dataset_ids: list[
             if c is None:
                 cells.append("—")
             else:
-                cells.append(
-                    f"{c['mean']:.1f} [{c['ci_low']:.1f}, {c['ci_high']:.1f}] ({c['wall_s_mean']:.0f} s)"
-                )
+                cells.append(f"{c['mean']:.1f} [{c['ci_low']:.1f}, {c['ci_high']:.1f}] ({c['wall_s_mean']:.0f} s)")
         lines.append(f"| {NAMES.get(algo, algo)} | " + " | ".join(cells) + " |")
     lines += [
         "",

@@ -103,7 +103,9 @@ def test_iql_weights_are_clipped_at_max_weight():
     advantage = torch.tensor([-1.0, 0.0, 0.5, 10.0])  # exp(3 A): 0.05, 1, 4.48, e^30
     _, info = agent.actor_loss(batch, advantage)
     assert info["weight_max"].item() == 5.0 and info["weight_clipped_fraction"].item() == 0.25
-    assert info["weight_mean"].item() == pytest.approx((torch.exp(torch.tensor(-3.0)).item() + 1 + 4.4817 + 5) / 4, 1e-4)
+    assert info["weight_mean"].item() == pytest.approx(
+        (torch.exp(torch.tensor(-3.0)).item() + 1 + 4.4817 + 5) / 4, 1e-4
+    )
 
 
 @pytest.mark.parametrize("env", [PENDULUM, CARTPOLE])
@@ -192,7 +194,9 @@ def test_checkpoint_round_trip_into_an_agent_built_without_its_dataset(algo):
     for _ in range(20):
         agent.update(data.sample(32))
     state = agent.state_dict()
-    restored = BUILDERS[algo](PENDULUM, policy="gaussian")  # as rltrain-eval builds it: no dataset, statistics from the checkpoint
+    restored = BUILDERS[algo](
+        PENDULUM, policy="gaussian"
+    )  # as rltrain-eval builds it: no dataset, statistics from the checkpoint
     restored.load_state_dict(state)
     obs = torch.randn(16, 3)
     torch.testing.assert_close(restored.act(obs, False), agent.act(obs, False))
@@ -214,21 +218,32 @@ def train(root: str, monkeypatch, tmp_path, algo: str, seed: int) -> dict:
     from rltrain.trainer import Trainer
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", root)
-    config = compose_config(f"algo={algo}", "env=pendulum", f"dataset={MEDIUM_REPLAY}", f"seed={seed}", "log.progress=false")
+    config = compose_config(
+        f"algo={algo}", "env=pendulum", f"dataset={MEDIUM_REPLAY}", f"seed={seed}", "log.progress=false"
+    )
     assert config["eval"]["episodes"] >= 10
     return Trainer(config, tmp_path / f"{algo}-{seed}").run()
 
 
 @pytest.mark.slow
-def test_iql_reaches_minus_250_on_pendulum_medium_replay_and_beats_bc_by_20_points(offline_datasets, monkeypatch, tmp_path):
+def test_iql_reaches_minus_250_on_pendulum_medium_replay_and_beats_bc_by_20_points(
+    offline_datasets, monkeypatch, tmp_path
+):
     """Seeds tried in order until one passes (tests/test_learning.py explains the rule)."""
     results = {}
     for seed in SEEDS:
         iql_summary = train(offline_datasets, monkeypatch, tmp_path, "iql", seed)
         assert iql_summary["step_unit"] == "updates" and iql_summary["env_steps"] <= 50_000
         bc_summary = train(offline_datasets, monkeypatch, tmp_path, "bc", seed)
-        results[seed] = (iql_summary["eval_return_mean"], iql_summary["normalized_score"], bc_summary["normalized_score"])
-        if iql_summary["eval_return_mean"] >= -250 and iql_summary["normalized_score"] >= bc_summary["normalized_score"] + 20:
+        results[seed] = (
+            iql_summary["eval_return_mean"],
+            iql_summary["normalized_score"],
+            bc_summary["normalized_score"],
+        )
+        if (
+            iql_summary["eval_return_mean"] >= -250
+            and iql_summary["normalized_score"] >= bc_summary["normalized_score"] + 20
+        ):
             return
     pytest.fail(f"(IQL return, IQL normalized score, BC normalized score) per seed: {results}")
 

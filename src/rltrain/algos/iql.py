@@ -6,13 +6,14 @@ Value:   u = min_i Q_target_i(s, a) - V(s),    L_V = E[|expectile - 1(u < 0)| * 
          (V(s) tends to the `expectile` of Q(s, a) over the dataset's actions: 0.5 the mean, -> 1 their max)
 Critic:  y = c r + gamma * (1 - d) * V(s'),     L_Q = mean_i E[(Q_i(s, a) - y)^2]
 Policy:  w = min(exp(beta * u), max_weight),     L_pi = -E[w * log pi(a|s)]
-Targets: Q_target <- (1 - tau) Q_target + tau Q after every update. The actor's learning rate falls from actor_lr
-to 0 along a cosine over the run. c = 1, or with normalize_rewards (as CORL does on D4RL locomotion)
-c = longest episode / (highest - lowest episode return) of the dataset: returns span about one unit per step, so
-beta means the same on any reward scale. u, y and w use V and Q_target from before this update's steps (as the reference
-implementation does). log pi(a|s) is networks.RegressionPolicy's: Gaussian, deterministic (MSE) or categorical.
-Q takes the observation standardized with the dataset's statistics and the action scaled to [-1, 1] (one-hot for
-Discrete actions).
+Targets: Q_target <- (1 - tau) Q_target + tau Q after every update. u, y and w use V and Q_target from before
+this update's steps, as the reference implementation does. The actor's learning rate falls from actor_lr to 0
+along a cosine over the run.
+Rewards: c = 1, or with normalize_rewards (as CORL does on D4RL locomotion) c = longest episode / (highest -
+lowest episode return) of the dataset, so that returns span about one unit per step and beta means the same on
+any reward scale (Q, V and u are then in those units).
+log pi(a|s) is networks.RegressionPolicy's: Gaussian, deterministic (MSE) or categorical. Q takes the observation
+standardized with the dataset's statistics and the action scaled to [-1, 1] (one-hot for Discrete actions).
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ class IQL:
     def critic_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Twin Q regressed on c r + gamma (1 - d) V(s'); no gradient reaches V."""
         with torch.no_grad():
-            target = self.reward_scale * batch["rewards"] + self.gamma * (1.0 - batch["terminated"]) * self.v(batch["next_obs"])
+            next_value = (1.0 - batch["terminated"]) * self.v(batch["next_obs"])
+            target = self.reward_scale * batch["rewards"] + self.gamma * next_value
         q = self.critics(self.actor.normalize(batch["obs"]), self.actor.unit_actions(batch["actions"]))
         return (q - target).square().mean(), {"q_data": q.detach().min(0).values.mean()}
 
@@ -187,4 +189,3 @@ class IQL:
         if self.actor_schedule is not None and state["actor_schedule"] is not None:
             self.actor_schedule.load_state_dict(state["actor_schedule"])
         self.updates_done = int(state["updates_done"])
-
