@@ -185,12 +185,27 @@ class RegressionPolicy(nn.Module):
     """
 
     LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+    KINDS = ("deterministic", "gaussian")
 
-    def __init__(self, observation_space, action_space, hidden: list[int], activation: str, gaussian: bool = False):
+    def __init__(
+        self,
+        observation_space,
+        action_space,
+        hidden: list[int],
+        activation: str,
+        kind: str = "deterministic",
+        observations: torch.Tensor | None = None,
+    ):
+        """kind: deterministic or gaussian (Box actions; Discrete ones are categorical either way). observations:
+        those whose mean and std standardize the inputs (a dataset's); None keeps 0 and 1 until a checkpoint loads."""
+        if kind not in self.KINDS:
+            from rltrain.errors import RltrainError
+
+            raise RltrainError(f"algo.policy={kind} is unknown; pick deterministic or gaussian.")
         super().__init__()
         obs_dim = int(math.prod(observation_space.shape))
         self.discrete = not hasattr(action_space, "shape") or len(action_space.shape) == 0
-        self.gaussian = gaussian and not self.discrete
+        self.gaussian = kind == "gaussian" and not self.discrete
         self.act_dim = int(action_space.n) if self.discrete else int(action_space.shape[0])
         self.body = mlp(obs_dim, 2 * self.act_dim if self.gaussian else self.act_dim, hidden, activation)
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
@@ -199,6 +214,8 @@ class RegressionPolicy(nn.Module):
             center, half_range = box_center_and_half_range(action_space, torch.device("cpu"))
             self.register_buffer("action_center", center)
             self.register_buffer("action_half_range", half_range)
+        if observations is not None:
+            self.fit_observations(observations)
 
     @torch.no_grad()
     def fit_observations(self, obs: torch.Tensor) -> None:

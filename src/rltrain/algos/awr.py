@@ -22,7 +22,6 @@ import torch
 from rltrain.errors import RltrainError
 from rltrain.networks import RegressionPolicy, adam, mlp
 
-POLICIES = ("deterministic", "gaussian")
 ADVANTAGE_EPS = 1e-5
 CHUNK = 65536  # transitions per forward pass when V is evaluated on the whole dataset
 
@@ -87,14 +86,11 @@ class AWR:
             raise RltrainError(f"algo.td_lambda={td_lambda} must be in [0, 1].")
         if beta <= 0 or refresh_every < 1:
             raise RltrainError(f"algo.beta={beta} must be > 0 and algo.refresh_every={refresh_every} at least 1.")
-        if policy not in POLICIES:
-            raise RltrainError(f"algo.policy={policy} is unknown; pick deterministic or gaussian.")
         self.device = device
         hidden, activation = list(network["hidden"]), network["activation"]
-        self.actor = RegressionPolicy(observation_space, action_space, hidden, activation, policy == "gaussian")
+        statistics_of = dataset.obs if normalize_obs and dataset is not None else None  # else from a checkpoint
+        self.actor = RegressionPolicy(observation_space, action_space, hidden, activation, policy, statistics_of)
         self.actor.to(device)
-        if normalize_obs and dataset is not None:  # an agent built to act gets them from load_state_dict
-            self.actor.fit_observations(dataset.obs)
         self.value = mlp(self.actor.obs_mean.shape[0], 1, hidden, activation).to(device)
         self.actor_optimizer = adam(self.actor.parameters(), actor_lr)
         self.value_optimizer = adam(self.value.parameters(), value_lr)

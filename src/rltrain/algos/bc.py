@@ -17,8 +17,6 @@ import torch
 from rltrain.errors import RltrainError
 from rltrain.networks import RegressionPolicy, adam
 
-POLICIES = ("deterministic", "gaussian")
-
 
 class BC:
     kind = "offline"
@@ -39,21 +37,18 @@ class BC:
         top_fraction: float = 1.0,
         normalize_obs: bool = True,
     ):
-        if policy not in POLICIES:
-            raise RltrainError(f"algo.policy={policy} is unknown; pick deterministic or gaussian.")
         if not 0 < top_fraction <= 1:
             raise RltrainError(f"algo.top_fraction={top_fraction} must be in (0, 1].")
         self.device = device
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        self.actor = RegressionPolicy(
-            observation_space, action_space, list(network["hidden"]), network["activation"], policy == "gaussian"
-        ).to(device)
-        self.gaussian = self.actor.gaussian
-        self.optimizer = adam(self.actor.parameters(), lr)
         # the observation statistics of the dataset, fixed for the run and kept in checkpoints (an agent built
         # without its dataset, to act from a checkpoint, gets them from load_state_dict)
-        if normalize_obs and dataset is not None:
-            self.actor.fit_observations(dataset.obs)
+        statistics_of = dataset.obs if normalize_obs and dataset is not None else None
+        hidden, activation = list(network["hidden"]), network["activation"]
+        self.actor = RegressionPolicy(observation_space, action_space, hidden, activation, policy, statistics_of)
+        self.actor.to(device)
+        self.gaussian = self.actor.gaussian
+        self.optimizer = adam(self.actor.parameters(), lr)
         # read by the offline loop: which transitions to learn from (None: all) and how many per update
         keep_some = dataset is not None and top_fraction < 1
         self.transitions = dataset.top_episodes(top_fraction) if keep_some else None

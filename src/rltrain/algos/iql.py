@@ -26,8 +26,6 @@ import torch
 from rltrain.errors import RltrainError
 from rltrain.networks import QEnsemble, RegressionPolicy, adam, mlp, soft_update
 
-POLICIES = ("deterministic", "gaussian")
-
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
     """E[|expectile - 1(diff < 0)| * diff^2]: an asymmetric square, weighting positive differences by expectile."""
@@ -64,14 +62,11 @@ class IQL:
     ):
         if not 0 < expectile < 1:
             raise RltrainError(f"algo.expectile={expectile} must be in (0, 1).")
-        if policy not in POLICIES:
-            raise RltrainError(f"algo.policy={policy} is unknown; pick deterministic or gaussian.")
         self.device = device
         hidden, activation = list(network["hidden"]), network["activation"]
-        self.actor = RegressionPolicy(observation_space, action_space, hidden, activation, policy == "gaussian")
+        statistics_of = dataset.obs if normalize_obs and dataset is not None else None  # else from a checkpoint
+        self.actor = RegressionPolicy(observation_space, action_space, hidden, activation, policy, statistics_of)
         self.actor.to(device)
-        if normalize_obs and dataset is not None:  # an agent built to act gets them from load_state_dict
-            self.actor.fit_observations(dataset.obs)
         self.reward_scale = 1.0  # c of the docstring
         if normalize_rewards and dataset is not None:
             spread = float(dataset.episode_returns.max() - dataset.episode_returns.min())
