@@ -9,6 +9,7 @@ import torch
 from rltrain import datasets
 from rltrain.algos.awr import AWR, episode_grid, lambda_returns
 from rltrain.algos.iql import IQL, expectile_loss
+from rltrain.trainer import Trainer
 
 NETWORK = {"hidden": [32, 32], "activation": "relu"}
 CPU = torch.device("cpu")
@@ -205,6 +206,28 @@ def test_checkpoint_round_trip_into_an_agent_built_without_its_dataset(algo):
     if algo == "iql":
         assert restored.actor_optimizer.param_groups[0]["lr"] == agent.actor_optimizer.param_groups[0]["lr"]
         torch.testing.assert_close(restored.critics_target(obs, obs[:, :1]), agent.critics_target(obs, obs[:, :1]))
+
+
+@pytest.mark.parametrize("algo", BUILDERS)
+def test_a_resumed_run_continues_from_its_checkpoint(algo, tmp_path, monkeypatch):
+    """Through the Trainer, on a recorded random Pendulum dataset: 64 updates, then resume=... to 128."""
+    from conftest import compose_config, tiny
+    from rltrain import checkpoint
+    from rltrain.collect import main as collect
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    collect(["id=test/pendulum/random-v0", "env=Pendulum-v1", "episodes=2", "ref_episodes=2", "ref_max=-150"])
+    config = tiny(compose_config(f"algo={algo}", "env=pendulum", "dataset=test/pendulum/random-v0"), 64)
+    config["algo"]["batch_size"] = 32
+    Trainer(config, tmp_path / "run").run()
+    payload = checkpoint.load(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert payload["step"] == 64 and payload["agent"]["updates_done"] == 64
+    payload["config"]["total_steps"] = 128
+    resumed = Trainer(payload["config"], tmp_path / "run", resume=payload)
+    assert resumed.agent.updates_done == 64
+    summary = resumed.run()
+    assert summary["env_steps"] == 128 and resumed.agent.updates_done == 128
+    assert summary["dataset"] == "test/pendulum/random-v0" and summary["normalized_score"] is not None
 
 
 # --- learning thresholds (slow) ------------------------------------------------------------------------------------
