@@ -4,10 +4,10 @@ wall time of each run.
 
 Every run is `rltrain algo=<algo> dataset=<id> seed=<s> total_steps=<updates>` (the dataset's env preset and the
 algorithm's tuned preset for it apply; only the number of updates is overridden), one after the other. A run whose
-folder already holds a summary.json of the same command is read instead of trained again, so an interrupted table
-continues where it stopped. Algorithms this build lacks (no conf/algo/<name>.yaml) and datasets missing from the
-Minari root are skipped with a message. The CI is rltrain-report's percentile bootstrap (here of the mean over
-seeds; with 3 seeds it is crude: read it as a range, not a test).
+folder already holds a summary.json of the same config (presets included) is read instead of trained again, so an
+interrupted table continues where it stopped. Algorithms this build lacks (no conf/algo/<name>.yaml) and datasets
+missing from the Minari root are skipped with a message. The CI is rltrain-report's percentile bootstrap (here of
+the mean over seeds; with 3 seeds it is crude: read it as a range, not a test).
 
     python bench/offline.py                                   # the default rows and Pendulum columns, seeds 0-2
     python bench/offline.py --algos bc iql awr --updates 20000 --seeds 0 1 2
@@ -62,13 +62,26 @@ def available_datasets(dataset_ids: list[str]) -> list[str]:
     return present
 
 
+def composed_config(overrides: list[str], dataset_id: str) -> dict:
+    """The config `rltrain <overrides>` trains with (on the dataset's env preset, as the CLI picks it)."""
+    from hydra import compose, initialize_config_dir
+
+    from rltrain import datasets
+    from rltrain.cli import config_dir, plain_config
+
+    env = datasets.env_overrides(dataset_id, config_dir() / "env")
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return plain_config(compose(config_name="config", overrides=[*overrides, *env, "log.progress=false"]))
+
+
 def run_one(algo: str, dataset_id: str, seed: int, updates: int, extra: list[str]) -> dict:
-    """Train one cell's seed (or read it back when the same command already finished) and return its figures."""
+    """Train one cell's seed (or read it back when a run of the same config already finished) and return its
+    figures."""
     run_dir = RUNS / f"{algo}-{dataset_id.replace('/', '_')}-{updates}-seed{seed}"
     overrides = [f"algo={algo}", f"dataset={dataset_id}", f"seed={seed}", f"total_steps={updates}", *extra]
-    command_file = run_dir / "command.json"
-    summary_file = run_dir / "summary.json"
-    if summary_file.exists() and command_file.exists() and json.loads(command_file.read_text()) == overrides:
+    config = composed_config(overrides, dataset_id)
+    config_file, summary_file = run_dir / "bench_config.json", run_dir / "summary.json"
+    if summary_file.exists() and config_file.exists() and json.loads(config_file.read_text()) == config:
         summary = json.loads(summary_file.read_text())
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +93,7 @@ def run_one(algo: str, dataset_id: str, seed: int, updates: int, extra: list[str
             error = (result.stderr.strip().splitlines() or ["failed"])[-1]
             print(f"  failed: {error}", file=sys.stderr)
             return {"algo": algo, "dataset": dataset_id, "seed": seed, "error": error, "command": overrides}
-        command_file.write_text(json.dumps(overrides))
+        config_file.write_text(json.dumps(config))
         summary = json.loads(summary_file.read_text())
     row = {
         "algo": algo,
@@ -91,7 +104,7 @@ def run_one(algo: str, dataset_id: str, seed: int, updates: int, extra: list[str
         "normalized_score": summary.get("normalized_score"),
         "wall_s": summary["wall_time_s"],
         "command": overrides,
-        "run": str(run_dir),
+        "run": str(run_dir.relative_to(HERE.parent)),
     }
     print(
         f"  {algo} {dataset_id} seed {seed}: return {row['eval_return']:.1f}, normalized "
@@ -158,7 +171,10 @@ def markdown(table: dict, rows: list[dict], algos: list[str], dataset_ids: list[
             f"| {r['algo']} | {r['dataset']} | {r['seed']} | {r['updates']} | {r['eval_return']:.1f} | "
             f"{r['normalized_score']:.1f} | {r['wall_s']:.1f} |"
         )
-    lines += ["", "Reproduce one run: `rltrain <overrides of its command in the .json>`."]
+    lines += [
+        "",
+        "Reproduce a run: `rltrain <its command in the .json>`, e.g. `rltrain " + " ".join(rows[0]["command"]) + "`.",
+    ]
     return "\n".join(lines) + "\n"
 
 
