@@ -248,55 +248,29 @@ def train(root: str, monkeypatch, tmp_path, algo: str, seed: int) -> dict:
     return Trainer(config, tmp_path / f"{algo}-{seed}").run()
 
 
-# The issue asks IQL for >= -250 on medium-replay within 5e4 updates. Not reached: the iql_pendulum preset (2e4
-# updates) ended at -399.5 and -653.0 on seeds 0 and 1 (-279.2 on seed 2), each eval bimodal (it swings up and
-# balances from most starts, -120 to -250, and, seed 0 checked, fails from starts near +0.9 rad, about -1030); its
-# evaluations from 1e4 to 2e4 updates stay there. IQL_FLOOR guards what is reached (README,
-# bench/results/offline_*.md); raise it when IQL gets better.
-IQL_FLOOR = -700.0
+# What each algorithm must reach on medium-replay: (lowest final return, normalized points above BC on the same
+# seed). The issue asks IQL for >= -250 within 5e4 updates and AWR for >= -300; neither is reached, so the cases
+# guard what is (README, bench/results/offline_*.md); raise them when the algorithms get better.
+# IQL (iql_pendulum, 2e4 updates) ended at -399.5 and -653.0 on seeds 0 and 1 (-279.2 on seed 2), each eval bimodal:
+# it swings up and balances from most starts (-120 to -250) and, seed 0 checked, fails from starts near +0.9 rad
+# (about -1030); its evaluations from 1e4 to 2e4 updates stay there. BC: -1318.6 and -1413.0.
+# AWR (awr_pendulum, 2e4 updates) ended at -961.2 and -1131.9 (-1089.7 on seed 2): one step of policy improvement
+# over the data, V fitting the returns of the behaviour policies (a learning SAC's first 5,000 steps, best episode
+# about -400), it picks that data's better actions but cannot stitch a swing-up the data lacks.
+BEATS_BC = {"iql": (-700.0, 20.0), "awr": (-float("inf"), 10.0)}
 
 
 @pytest.mark.slow
-def test_iql_beats_bc_by_20_points_on_pendulum_medium_replay(offline_datasets, monkeypatch, tmp_path):
+@pytest.mark.parametrize("algo", BEATS_BC)
+def test_beats_bc_on_pendulum_medium_replay(algo, offline_datasets, monkeypatch, tmp_path):
     """Seeds tried in order until one passes (tests/test_learning.py explains the rule)."""
+    floor, points_over_bc = BEATS_BC[algo]
     results = {}
     for seed in SEEDS:
-        iql_summary = train(offline_datasets, monkeypatch, tmp_path, "iql", seed)
-        assert iql_summary["step_unit"] == "updates" and iql_summary["env_steps"] <= 50_000
-        bc_summary = train(offline_datasets, monkeypatch, tmp_path, "bc", seed)
-        results[seed] = (
-            iql_summary["eval_return_mean"],
-            iql_summary["normalized_score"],
-            bc_summary["normalized_score"],
-        )
-        if (
-            iql_summary["eval_return_mean"] >= IQL_FLOOR
-            and iql_summary["normalized_score"] >= bc_summary["normalized_score"] + 20
-        ):
+        summary = train(offline_datasets, monkeypatch, tmp_path, algo, seed)
+        assert summary["step_unit"] == "updates" and summary["env_steps"] <= 50_000
+        bc_score = train(offline_datasets, monkeypatch, tmp_path, "bc", seed)["normalized_score"]
+        results[seed] = (summary["eval_return_mean"], summary["normalized_score"], bc_score)
+        if summary["eval_return_mean"] >= floor and summary["normalized_score"] >= bc_score + points_over_bc:
             return
-    pytest.fail(f"(IQL return, IQL normalized score, BC normalized score) per seed: {results}")
-
-
-# The issue asks AWR for >= -300 on medium-replay. Not reached: the awr_pendulum preset (2e4 updates) ended at
-# -961.2 and -1131.9 on seeds 0 and 1 (-1089.7 on seed 2), BC at -1318.6 and -1413.0. AWR is one step of policy
-# improvement over the data: V fits the returns of the behaviour policies (a learning SAC's first 5,000 steps, best
-# episode about -400), and the weights pick that data's better actions; it cannot stitch a swing-up the data lacks.
-# The test guards what is reached: AWR above BC on the same data.
-AWR_OVER_BC = 10.0
-
-
-@pytest.mark.slow
-def test_awr_beats_bc_on_pendulum_medium_replay(offline_datasets, monkeypatch, tmp_path):
-    results = {}
-    for seed in SEEDS:
-        awr_summary = train(offline_datasets, monkeypatch, tmp_path, "awr", seed)
-        assert awr_summary["step_unit"] == "updates" and awr_summary["env_steps"] <= 50_000
-        bc_summary = train(offline_datasets, monkeypatch, tmp_path, "bc", seed)
-        results[seed] = (
-            awr_summary["eval_return_mean"],
-            awr_summary["normalized_score"],
-            bc_summary["normalized_score"],
-        )
-        if awr_summary["normalized_score"] >= bc_summary["normalized_score"] + AWR_OVER_BC:
-            return
-    pytest.fail(f"(AWR return, AWR normalized score, BC normalized score) per seed: {results}")
+    pytest.fail(f"({algo} return, {algo} normalized score, BC normalized score) per seed: {results}")
