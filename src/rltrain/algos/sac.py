@@ -1,10 +1,11 @@
-"""Soft Actor-Critic (Haarnoja et al., 2018) with twin critics and automatic entropy tuning.
+"""Soft Actor-Critic (Haarnoja et al., 2018) with twin critics (or `critics` of them) and automatic entropy tuning.
 
 Critic:  y = r + gamma * (1 - terminated) * (min_i Q_target_i(s', a') - alpha * log pi(a'|s')),  a' ~ pi(.|s')
          L_Q = sum_i E[(Q_i(s, a) - y)^2]
 Actor:   L_pi = E[alpha * log pi(a~|s) - min_i Q_i(s, a~)],  a~ = tanh(mu + sigma * eps)  (reparameterized)
 Alpha:   L_alpha = -E[log alpha * (log pi(a~|s) + target_entropy)]
-Actions live in [-1, 1] inside the agent and are scaled to the env's box at the boundary.
+Actions live in [-1, 1] inside the agent and are scaled to the env's box at the boundary. The offline algorithms that
+change only the critic's loss (CQL, SAC-N, EDAC) hold a SAC and hand their loss to step().
 """
 
 from __future__ import annotations
@@ -69,13 +70,14 @@ class SAC:
         init_alpha: float = 1.0,
         autotune_alpha: bool = True,
         target_entropy: float | None = None,
+        critics: int = 2,
     ):
         self.device = device
         obs_dim = int(np.prod(observation_space.shape))
         act_dim = int(action_space.shape[0])
         hidden, activation = list(network["hidden"]), network["activation"]
         self.actor = TanhGaussianActor(obs_dim, act_dim, hidden, activation).to(device)
-        self.critics = QEnsemble(2, obs_dim, act_dim, hidden, activation).to(device)
+        self.critics = QEnsemble(critics, obs_dim, act_dim, hidden, activation).to(device)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(init_alpha), device=device, requires_grad=True)
         self.actor_optimizer = adam(self.actor.parameters(), actor_lr)
@@ -119,7 +121,8 @@ class SAC:
         frozen = {name: p.detach() for name, p in self.critics.named_parameters()}
         q = torch.func.functional_call(self.critics, frozen, (obs, actions)).min(0).values
         loss = (self.log_alpha.detach().exp() * log_prob - q).mean()
-        return loss, {"entropy": -log_prob.detach().mean(), "log_prob": log_prob.detach()}
+        info = {"entropy": -log_prob.detach().mean(), "log_prob": log_prob.detach(), "q_policy": q.detach().mean()}
+        return loss, info
 
     def alpha_loss(self, log_prob: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The temperature loss: alpha rises while the policy's entropy is below target_entropy."""
@@ -127,6 +130,13 @@ class SAC:
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         critic_loss, info = self.critic_loss(batch)
+        return self.step(batch["obs"], critic_loss, info)
+
+    def step(
+        self, obs: torch.Tensor, critic_loss: torch.Tensor, info: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """A gradient step of the critics on `critic_loss` (its parts in `info`), then, every policy_delay steps,
+        of the actor and the temperature on the states `obs`; then the target critics' Polyak update."""
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
@@ -134,12 +144,12 @@ class SAC:
 
         self.updates_done += 1
         if self.updates_done % self.policy_delay == 0:
-            actor_loss, info = self.actor_loss(batch["obs"])
+            actor_loss, info = self.actor_loss(obs)
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_optimizer.step()
             metrics["actor"] = actor_loss.detach()
-            metrics["entropy"] = info["entropy"]
+            metrics["entropy"], metrics["q_policy"] = info["entropy"], info["q_policy"]
             if self.autotune_alpha:
                 alpha_loss, _ = self.alpha_loss(info["log_prob"])
                 self.alpha_optimizer.zero_grad(set_to_none=True)
