@@ -118,8 +118,12 @@ class QEnsemble(nn.Module):
         self.members = members
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Inputs [batch, dim] go to every member; inputs [members, batch, dim] give each member its own (so that
+        each Q_i can be differentiated by its own copy of the action)."""
         x = torch.cat([obs, action], dim=-1)
-        return self.body(x.unsqueeze(0).expand(self.members, -1, -1)).squeeze(-1)
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.members, -1, -1)
+        return self.body(x).squeeze(-1)
 
 
 class RunningNorm(nn.Module):
@@ -150,6 +154,19 @@ class RunningNorm(nn.Module):
     def scale(self, x: torch.Tensor) -> torch.Tensor:
         """Divide by the running std without centering (for rewards)."""
         return (x / torch.sqrt(self.var + self.eps).to(x.dtype)).clamp(-self.clip, self.clip)
+
+
+class Standardizer(nn.Module):
+    """(x - mean) / std with fixed statistics, a dataset's, kept in state_dict: offline agents standardize
+    observations with it. The identity without data (an agent built only to act gets them from its checkpoint)."""
+
+    def __init__(self, dim: int, data: torch.Tensor | None = None):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim) if data is None else data.mean(0))
+        self.register_buffer("std", torch.ones(dim) if data is None else data.std(0).clamp_min(1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
 
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
