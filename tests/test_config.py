@@ -24,7 +24,10 @@ FITS |= {(bandit, "bandit") for bandit in ("egreedy", "decaying_egreedy", "ucb",
 FITS |= {(planner, env) for planner in ("policy_iteration", "value_iteration") for env in GRIDS}
 FITS |= {(td, env) for td in ("sarsa", "q_learning", "dyna_q") for env in (*GRIDS, "bandit")}
 # fit the env's spaces, but learn from a dataset: without dataset= they say so (tests/test_datasets.py trains them)
-NEED_DATASET = {(algo, env) for algo in ("bc", "gail", "iql", "awr") for env in (*DISCRETE_CONTROL, *BOX_CONTROL)}
+NEED_DATASET = {
+    (algo, env) for algo in ("bc", "gail", "iql", "awr", "cql") for env in (*DISCRETE_CONTROL, *BOX_CONTROL)
+}
+NEED_DATASET |= {(box_only, env) for box_only in ("edac", "sac_n") for env in BOX_CONTROL}
 
 
 @pytest.mark.parametrize("algo", ALGOS)

@@ -125,8 +125,10 @@ class CQL:
             info["q_policy"] = q_all.detach().max(-1).values.mean()
         else:
             td, q_data, gaps = self._box_td_and_gaps(batch)
-        loss = td + self.penalty_weight() * gaps.sum()
+        weight = self.penalty_weight()
+        loss = td + weight * gaps.sum()
         info |= {"td": td.detach(), "cql_gap": gaps.detach().mean(), "q_data": q_data.detach().mean()}
+        info["cql_weight"] = torch.as_tensor(weight)
         return loss, {**info, "gaps": gaps.detach()}
 
     def _box_td_and_gaps(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -175,7 +177,6 @@ class CQL:
             lagrange_loss.backward()
             self.alpha_prime_optimizer.step()
             info["lagrange"] = lagrange_loss.detach()
-        info["cql_weight"] = self.penalty_weight()
         if self.discrete:
             self.dqn.q_training.step(loss)
             return {"critic": loss.detach(), **info}

@@ -1,0 +1,215 @@
+"""CQL, SAC-N and EDAC: their penalties on hand-computed cases, losses on fake batches (finite, reaching only their
+own networks), conservatism that shows, actions inside the box, and checkpoints that act the same after loading."""
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from conftest import compose_config, tiny
+from rltrain.algos.cql import CQL, logsumexp_gap
+from rltrain.algos.edac import EDAC, ensemble_similarity
+from rltrain.errors import RltrainError
+from rltrain.networks import QEnsemble
+from rltrain.trainer import Trainer
+from test_losses import assert_loss_shape, fake_offpolicy_batch, grads_of
+
+NET = {"hidden": [32, 32], "activation": "relu"}
+CPU = torch.device("cpu")
+OBS = gym.spaces.Box(-1, 1, (3,), np.float32)
+BOX = gym.spaces.Box(-2, 2, (1,), np.float32)
+DISCRETE = gym.spaces.Discrete(3)
+
+
+def box_cql(**kwargs) -> CQL:
+    return CQL(OBS, BOX, NET, CPU, 1000, **kwargs)
+
+
+def linear_critics(members: int, obs_dim: int, act_dim: int, weights: list[list[float]]) -> QEnsemble:
+    """Q_i(s, a) = weights[i] . [s, a]: critics without hidden layers, with chosen weights and zero biases."""
+    critics = QEnsemble(members, obs_dim, act_dim, [], "relu")
+    with torch.no_grad():
+        critics.body[0].weight.copy_(torch.tensor(weights).unsqueeze(-1))
+        critics.body[0].bias.zero_()
+    return critics
+
+
+# --- hand-computed values ---------------------------------------------------------------------------------------
+def test_logsumexp_gap_matches_a_hand_computation():
+    # Q(s, .) = 1, 2, 3 and the dataset took the first action: log(e + e^2 + e^3) - 1
+    gap = logsumexp_gap(torch.tensor([1.0]), torch.tensor([[1.0, 2.0, 3.0]]), 0.0)
+    torch.testing.assert_close(gap, torch.tensor([math.log(math.e + math.e**2 + math.e**3) - 1.0]))
+    # importance weights and a temperature: T log sum_k exp((Q_k - log mu_k) / T) - Q_data with T = 2
+    q, log_mu = torch.tensor([[0.0, 2.0]]), torch.tensor([[math.log(0.5), math.log(2.0)]])
+    expected = 2 * math.log(math.exp((0 - math.log(0.5)) / 2) + math.exp((2 - math.log(2.0)) / 2)) - 0.5
+    torch.testing.assert_close(logsumexp_gap(torch.tensor([0.5]), q, log_mu, 2.0), torch.tensor([expected]))
+
+
+def test_discrete_cql_adds_the_exact_logsumexp_gap_to_the_dqn_loss():
+    torch.manual_seed(0)
+    agent = CQL(OBS, DISCRETE, NET, CPU, 1000, cql_alpha=2.0)
+    batch = fake_offpolicy_batch(16, torch.randint(0, 3, (16,)))
+    loss, info = assert_loss_shape(agent.critic_loss(batch))
+    q = agent.dqn.q(batch["obs"]).detach()
+    q_data = q[torch.arange(16), batch["actions"]]
+    gap = (torch.logsumexp(q, -1) - q_data).mean()
+    td, _ = agent.dqn.loss(batch)
+    torch.testing.assert_close(info["cql_gap"], gap)
+    torch.testing.assert_close(loss.detach(), td.detach() + 2.0 * gap)
+    torch.testing.assert_close(info["q_policy"], q.max(-1).values.mean())
+    loss.backward()
+    assert all(grads_of(agent.dqn.q)) and not any(p.grad is not None for p in agent.dqn.q_target.parameters())
+
+
+def test_box_cql_gap_importance_samples_random_current_and_next_policy_actions(monkeypatch):
+    """Q_i(s, a) = s_0 for both critics (any action), the policy's samples given log-densities log 0.5 at s and 0 at
+    s' (next_obs have s_0 >= 50): each state's gap is log sum_k exp(Q - log mu_k) - Q with n_actions = 2 samples of
+    each proposal, log(2 * 2 + 2 * 2 + 2 * 1) = log 10 for every state, whatever the actions were."""
+    agent = box_cql(n_actions=2)
+    agent.sac.critics = linear_critics(2, 3, 1, [[1, 0, 0, 0], [1, 0, 0, 0]])
+    agent.sac.critics_target = linear_critics(2, 3, 1, [[1, 0, 0, 0], [1, 0, 0, 0]])
+
+    def sample(obs):
+        log_density = torch.where(obs[:, 0] < 50, math.log(0.5), 0.0)
+        return torch.rand(obs.shape[0], 1) * 2 - 1, log_density
+
+    monkeypatch.setattr(agent.sac.actor, "sample", sample)
+    batch = fake_offpolicy_batch(8, torch.rand(8, 1) * 4 - 2)
+    batch["obs"][:, 0] = torch.arange(8.0)  # distinct Q per state: a sample scored at another state would show
+    batch["next_obs"][:, 0] = 100.0
+    _, info = agent.critic_loss(batch)
+    torch.testing.assert_close(info["cql_gap"], torch.tensor(math.log(10.0)))
+    torch.testing.assert_close(info["q_data"], torch.tensor(3.5))
+
+
+def test_ensemble_similarity_matches_a_hand_computation():
+    # grad_a Q_i = (1, 0), (0, 1), (1, 1): cosines 0, 1/sqrt 2, 1/sqrt 2; each pair counts twice, / (N - 1) = 2
+    critics = linear_critics(3, 2, 2, [[0.3, 0, 1, 0], [0, 0.1, 0, 1], [0, 0, 1, 1]])
+    similarity = ensemble_similarity(critics, torch.randn(5, 2), torch.randn(5, 2))
+    torch.testing.assert_close(similarity, torch.tensor(math.sqrt(2.0)))
+
+
+def test_identical_critics_are_maximally_similar_and_get_no_gradient_from_it():
+    """ES is N for identical critics (every cosine is 1), and the maximum of a cosine is flat: the term only pushes
+    apart critics that already differ, which is why EDAC's critics start from different random weights."""
+    critics = QEnsemble(4, 3, 2, [16], "tanh")
+    with torch.no_grad():
+        for layer in (critics.body[0], critics.body[2]):
+            layer.weight.copy_(layer.weight[:1].expand_as(layer.weight))
+            layer.bias.copy_(layer.bias[:1].expand_as(layer.bias))
+    similarity = ensemble_similarity(critics, torch.randn(32, 3), torch.randn(32, 2))
+    torch.testing.assert_close(similarity, torch.tensor(4.0))
+    similarity.backward()
+    assert all(p.grad is None or p.grad.abs().max() < 1e-5 for p in critics.parameters())  # None: no effect on ES
+
+
+# --- losses on fake batches -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("lagrange", [False, True])
+def test_box_cql_critic_loss_is_finite_and_reaches_only_the_critics(lagrange):
+    torch.manual_seed(0)
+    agent = box_cql(lagrange=lagrange)
+    loss, info = assert_loss_shape(agent.critic_loss(fake_offpolicy_batch(32, torch.rand(32, 1) * 4 - 2)))
+    assert {"td", "cql_gap", "q_data", "gaps"} <= set(info) and info["gaps"].shape == (2,)
+    loss.backward()
+    assert all(grads_of(agent.sac.critics))
+    assert not any(p.grad is not None for p in agent.sac.actor.parameters())
+    assert not any(p.grad is not None for p in agent.sac.critics_target.parameters())
+    assert agent.sac.log_alpha.grad is None and agent.log_alpha_prime.grad is None
+
+
+def test_edac_critic_loss_adds_eta_times_the_similarity_and_reaches_only_the_critics():
+    torch.manual_seed(0)
+    agent = EDAC(OBS, BOX, NET, CPU, critics=5, eta=0.5)
+    batch = fake_offpolicy_batch(32, torch.rand(32, 1) * 4 - 2)
+    loss, info = assert_loss_shape(agent.critic_loss(batch))
+    torch.testing.assert_close(loss.detach(), info["td"] + 0.5 * info["ensemble_similarity"])
+    loss.backward()
+    assert all(grads_of(agent.sac.critics))
+    assert not any(p.grad is not None for p in agent.sac.actor.parameters()) and agent.sac.log_alpha.grad is None
+    sac_n = EDAC(OBS, BOX, NET, CPU, critics=5, eta=0.0)
+    assert "ensemble_similarity" not in sac_n.critic_loss(batch)[1]
+    with pytest.raises(RltrainError, match="algo.critics=1"):
+        EDAC(OBS, BOX, NET, CPU, critics=1, eta=1.0)
+
+
+@pytest.mark.parametrize("make", [lambda: box_cql(lagrange=True), lambda: EDAC(OBS, BOX, NET, CPU, critics=3)])
+def test_updates_log_finite_q_estimates_and_actions_stay_inside_the_box(make):
+    torch.manual_seed(0)
+    agent = make()
+    batch = fake_offpolicy_batch(32, torch.rand(32, 1) * 4 - 2)
+    for _ in range(3):
+        metrics = agent.update(batch)
+    assert {"q_data", "q_policy", "alpha", "critic", "actor"} <= set(metrics)
+    assert all(math.isfinite(float(v)) for v in metrics.values())
+    for explore in (True, False):
+        actions = agent.act(torch.randn(200, 3) * 10, explore=explore)
+        assert actions.shape == (200, 1) and actions.min() >= -2 and actions.max() <= 2
+
+
+def test_cql_keeps_q_of_out_of_data_actions_below_q_of_the_dataset_actions():
+    """The same updates on data whose actions are all +1.5, with and without the penalty: CQL's Q at the dataset's
+    action ends well above its Q at uniformly random actions; the unpenalized critics have no such gap."""
+    gaps = {}
+    for cql_alpha in (0.0, 5.0):
+        torch.manual_seed(0)
+        agent = box_cql(cql_alpha=cql_alpha, actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3)
+        batch = fake_offpolicy_batch(128, torch.full((128, 1), 1.5))
+        for _ in range(150):
+            agent.update(batch)
+        with torch.no_grad():
+            obs = agent.normalize(batch["obs"])
+            data = agent.sac.critics(obs, torch.full((128, 1), 0.75)).mean()
+            elsewhere = agent.sac.critics(obs, torch.rand(128, 1) * 2 - 1).mean()
+        gaps[cql_alpha] = float(data - elsewhere)
+    assert gaps[5.0] > 1.0 and gaps[5.0] > gaps[0.0] + 1.0, gaps
+
+
+def test_lagrange_weight_rises_above_the_target_gap_and_falls_below_it():
+    torch.manual_seed(0)
+    batch = fake_offpolicy_batch(32, torch.rand(32, 1) * 4 - 2)
+    for target_gap, direction in ((-100.0, 1), (100.0, -1)):
+        agent = box_cql(lagrange=True, target_gap=target_gap)
+        metrics = agent.update(batch)
+        assert direction * float(agent.log_alpha_prime.detach()) > 0  # log alpha' starts at 0
+        assert float(metrics["cql_weight"]) == pytest.approx(10.0)  # the weight this update used: alpha' = 1
+
+
+# --- checkpoints through a run ------------------------------------------------------------------------------------
+@pytest.fixture
+def tiny_datasets(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("minari")
+    from rltrain.collect import main as collect
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    collect(["id=test/pendulum/random-v0", "env=Pendulum-v1", "episodes=1", "ref_episodes=1"])
+    collect(["id=test/cartpole/random-v0", "env=CartPole-v1", "episodes=3", "ref_episodes=1"])
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("algo=cql", "env=pendulum", "dataset=test/pendulum/random-v0", "algo.lagrange=true"),
+        ("algo=cql", "env=cartpole", "dataset=test/cartpole/random-v0"),
+        ("algo=edac", "env=pendulum", "dataset=test/pendulum/random-v0", "algo.critics=3"),
+        ("algo=sac_n", "env=pendulum", "dataset=test/pendulum/random-v0", "algo.critics=2"),
+    ],
+    ids=["cql-box", "cql-discrete", "edac", "sac_n"],
+)
+def test_checkpoint_round_trip_restores_the_agent_and_its_actions(tiny_datasets, tmp_path, overrides):
+    from rltrain import checkpoint
+    from rltrain.evaluate import load_agent
+
+    config = tiny(compose_config(*overrides, "algo.batch_size=16"), 30)
+    trainer = Trainer(config, tmp_path / "run")
+    summary = trainer.run()
+    assert summary["step_unit"] == "updates" and summary["env_steps"] == 30
+    agent, *_ = load_agent(tmp_path / "run" / "checkpoints" / "last.pt", "cpu")
+    obs = torch.randn(5, *trainer.agent.normalize.mean.shape) * 3
+    torch.testing.assert_close(agent.act(obs, explore=False), trainer.agent.act(obs, explore=False))
+    saved = checkpoint.load(tmp_path / "run" / "checkpoints" / "last.pt")["agent"]
+    torch.testing.assert_close(agent.normalize.state_dict(), saved["normalize"])
+    assert float(trainer.agent.normalize.std.min()) != 1.0  # the dataset's statistics, not the identity
+    learner = saved.get("learner", saved.get("sac"))
+    assert learner["updates_done"] == 30
