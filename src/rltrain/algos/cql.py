@@ -11,8 +11,9 @@ Box actions (SAC-based, as CORL's cql.py): the integral over actions is estimate
 n_actions samples of each of three proposals, a ~ U[-1, 1]^d (log density -d log 2), a ~ pi(.|s) and a ~ pi(.|s'):
     log sum_a exp(Q_i(s, a)) ~= logsumexp_k (Q_i(s, a_k) - log mu(a_k))      over the 3 n_actions samples a_k ~ mu
 (the constant -log(3 n_actions) is left out, as the reference implementations do). The TD target is SAC's without
-its entropy term (backup_entropy=false, as in the paper's code): y = r + gamma (1 - terminated) min_i Q_target_i(s', a'),
-a' ~ pi(.|s'). The actor and the temperature learn as in SAC (algos/sac.py, whose networks and steps this reuses).
+its entropy term (backup_entropy=false, as in the paper's code):
+    y = r + gamma (1 - terminated) min_i Q_target_i(s', a'),  a' ~ pi(.|s').
+The actor and the temperature learn as in SAC (algos/sac.py, whose networks and steps this reuses).
 
 Discrete actions (CQL on the DQN family, algos/dqn.py): the log-sum-exp is exact over the actions,
     gap = E[ logsumexp_a Q(s, a) - Q(s, a_data) ],  added to DQN's TD loss (Double DQN's target with double=true).

@@ -63,7 +63,9 @@ class EDAC:
         normalize_obs: bool = True,
     ):
         if critics < 2 and eta > 0:
-            raise RltrainError(f"algo.critics={critics}: the ensemble similarity (algo.eta > 0) needs 2 critics or more.")
+            raise RltrainError(
+                f"algo.critics={critics}: the ensemble similarity (algo.eta > 0) needs 2 or more critics."
+            )
         self.sac = SAC(
             observation_space, action_space, network, device, actor_lr=actor_lr, critic_lr=critic_lr,
             alpha_lr=alpha_lr, gamma=gamma, tau=tau, init_alpha=init_alpha, target_entropy=target_entropy,
