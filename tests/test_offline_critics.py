@@ -213,3 +213,47 @@ def test_checkpoint_round_trip_restores_the_agent_and_its_actions(tiny_datasets,
     assert float(trainer.agent.normalize.std.min()) != 1.0  # the dataset's statistics, not the identity
     learner = saved.get("learner", saved.get("sac"))
     assert learner["updates_done"] == 30
+
+
+# --- learning thresholds on the offline benchmark datasets (`make datasets`) ---------------------------------------
+SEEDS = (0, 1)
+MEDIUM_REPLAY, CARTPOLE_REPLAY = "rltrain/pendulum/medium-replay-v0", "rltrain/cartpole/replay-v0"
+
+
+def train_offline(tmp_path, *overrides: str) -> dict:
+    config = compose_config(*overrides, "log.progress=false")
+    assert config["eval"]["episodes"] >= 10
+    summary = Trainer(config, tmp_path).run()
+    assert summary["step_unit"] == "updates" and summary["env_steps"] <= 50_000
+    return summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["cql", "edac"])
+def test_pendulum_medium_replay_reaches_minus_250_and_beats_bc_by_20_points(
+    offline_datasets, monkeypatch, tmp_path, algo
+):
+    """The tuned preset on medium-replay, within 5e4 updates: a final eval return of -250 or better and a normalized
+    score 20 points above behaviour cloning's (its preset, same seed); one of SEEDS must pass, as in test_learning."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", offline_datasets)
+    finals = {}
+    for seed in SEEDS:
+        common = ("env=pendulum", f"dataset={MEDIUM_REPLAY}", f"seed={seed}")
+        summary = train_offline(tmp_path / f"{algo}_{seed}", f"algo={algo}", *common)
+        bc = train_offline(tmp_path / f"bc_{seed}", "algo=bc", *common)
+        finals[seed] = (summary["eval_return_mean"], summary["normalized_score"], bc["normalized_score"])
+        if summary["eval_return_mean"] >= -250.0 and summary["normalized_score"] >= bc["normalized_score"] + 20:
+            return
+    pytest.fail(f"no seed of {SEEDS} passed: (return, normalized score, BC's normalized score) per seed {finals}")
+
+
+@pytest.mark.slow
+def test_discrete_cql_reaches_475_on_the_cartpole_replay(offline_datasets, monkeypatch, tmp_path):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", offline_datasets)
+    finals = {}
+    for seed in SEEDS:
+        overrides = ("algo=cql", "env=cartpole", f"dataset={CARTPOLE_REPLAY}", f"seed={seed}")
+        finals[seed] = train_offline(tmp_path / str(seed), *overrides)["eval_return_mean"]
+        if finals[seed] >= 475.0:
+            return
+    pytest.fail(f"no seed of {SEEDS} reached 475: final eval returns {finals}")
