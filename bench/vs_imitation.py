@@ -15,7 +15,7 @@ plus the final evaluation, without interpreter start-up and imports), and the wh
 time (user + system, from getrusage).
 
 `--only gail-pendulum` runs a case without a counterpart, rltrain alone: GAIL on Pendulum-v1 from 25 episodes of
-the hand-written controller against the issue's threshold (-300 within 1e6 env steps), too long for CI.
+the hand-written controller against its threshold (-300 within 1e6 env steps), too long for CI.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ DATASETS = {
     "bench/pendulum/expert50-v0": ("pendulum", "Pendulum-v1", 50, "swingup"),
     "bench/pendulum/expert25-v0": ("pendulum", "Pendulum-v1", 25, "swingup"),
 }
-# case: (algo, env preset, dataset id, against imitation, threshold of the imitation issue or None)
+# case: (algo, env preset, dataset id, against imitation, its threshold or None)
 CASES = {
     "bc-cartpole": ("bc", "cartpole", "bench/cartpole/expert20-v0", True, 475.0),
     "bc-pendulum": ("bc", "pendulum", "bench/pendulum/expert50-v0", True, -250.0),
@@ -311,7 +311,7 @@ def report(results: list[dict], peer_version: str) -> str:
     if alone:
         lines += [
             "",
-            "## rltrain alone (thresholds of the imitation issue)",
+            "## rltrain alone (thresholds)",
             "",
             "| case | seed | threshold | budget | final return | normalized score | best eval | first eval at or "
             "above the threshold (steps) | run s | process CPU s | evaluations (steps: return) |",

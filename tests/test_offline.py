@@ -249,7 +249,7 @@ def train(root: str, monkeypatch, tmp_path, algo: str, seed: int) -> dict:
 
 
 # What each algorithm must reach on medium-replay: (lowest final return, normalized points above BC on the same
-# seed). The issue asks IQL for >= -250 within 5e4 updates and AWR for >= -300; neither is reached, so the cases
+# seed). The targets are IQL >= -250 within 5e4 updates and AWR >= -300; neither is reached, so the cases
 # guard what is (README, bench/results/offline_*.md); raise them when the algorithms get better.
 # IQL (iql_pendulum, 2e4 updates) ended at -399.5 and -653.0 on seeds 0 and 1 (-279.2 on seed 2), each eval bimodal:
 # it swings up and balances from most starts (-120 to -250) and, seed 0 checked, fails from starts near +0.9 rad
