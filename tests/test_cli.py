@@ -8,7 +8,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import run_cli
+from conftest import ALGOS, run_cli
 
 TINY = ["total_steps=256", "eval.episodes=2", "algo.rollout_steps=16", "log.every=64"]
 
@@ -77,7 +77,7 @@ def test_algorithm_that_does_not_fit_the_env_fails_fast_with_one_sentence(workdi
 @pytest.mark.parametrize(
     "overrides, sentence",
     [
-        (["algo=nosuchalgo"], "algo=nosuchalgo is not an option of algo; the choices are a2c, bc, c51, ddpg,"),
+        (["algo=nosuchalgo"], f"algo=nosuchalgo is not an option of algo; the choices are {', '.join(ALGOS)}."),
         (["algo=sacc"], "algo=sacc is not an option of algo (did you mean algo=sac?); the choices are a2c,"),
         (["algo.learnign_rate=0.1"], "algo.learnign_rate is not a key of the config; did you mean algo.lr?"),
         (["-m", "seed=0,1", "eval.evry=5"], "eval.evry is not a key of the config; did you mean eval.every?"),
