@@ -265,3 +265,33 @@ def test_discrete_cql_reaches_475_on_the_cartpole_replay(offline_datasets, monke
         if finals[seed] >= 475.0:
             return
     pytest.fail(f"no seed of {SEEDS} reached 475: final eval returns {finals}")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("algo=cql", "env=pendulum", "dataset=test/pendulum/random-v0"),
+        ("algo=cql", "env=cartpole", "dataset=test/cartpole/random-v0"),
+        ("algo=edac", "env=pendulum", "dataset=test/pendulum/random-v0", "algo.critics=3"),
+    ],
+    ids=["cql-box", "cql-discrete", "edac"],
+)
+def test_a_resumed_run_ends_where_the_uninterrupted_run_ends(tiny_datasets, tmp_path, overrides):
+    """40 updates in one go against 20, then resume=<its last.pt> for 20 more: the same learner, bit for bit."""
+    from rltrain import checkpoint
+
+    config = tiny(compose_config(*overrides, "algo.batch_size=16"), 40)
+    straight = Trainer(config, tmp_path / "straight")
+    straight.run()
+    half = Trainer({**config, "total_steps": 20}, tmp_path / "halves")
+    half.run()
+    payload = checkpoint.load(tmp_path / "halves" / "checkpoints" / "last.pt")
+    payload["config"]["total_steps"] = 40
+    resumed = Trainer(payload["config"], tmp_path / "halves", resume=payload)
+    assert resumed.run()["env_steps"] == 40
+    ours, theirs = resumed.agent.state_dict(), straight.agent.state_dict()
+    learner = "learner" if "learner" in ours else "sac"
+    assert ours[learner]["updates_done"] == theirs[learner]["updates_done"] == 40
+    for network in ("actor", "critics", "q", "q_target", "critics_target"):  # SAC's or DQN's networks
+        if network in ours[learner]:
+            torch.testing.assert_close(ours[learner][network], theirs[learner][network], rtol=0, atol=0)
