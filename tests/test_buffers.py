@@ -1,6 +1,7 @@
 """GAE against a hand computation (with a truncated and a terminated episode), rollout, episode and replay buffers."""
 
 import numpy as np
+import pytest
 import torch
 
 from rltrain.buffers import EpisodeBuffer, ReplayBuffer, RolloutBuffer, compute_gae
@@ -66,6 +67,46 @@ def test_replay_state_dict_round_trip():
     copy.load_state_dict(buffer.state_dict())
     assert copy.size == 4 and copy.position == 4
     torch.testing.assert_close(copy.obs[:4], buffer.obs[:4])
+
+
+def chronological_rewards(buffer: ReplayBuffer) -> list[float]:
+    oldest = 0 if buffer.size < buffer.capacity else buffer.position
+    return [buffer.rewards[(oldest + i) % buffer.capacity].item() for i in range(buffer.size)]
+
+
+@pytest.mark.parametrize("new_capacity", [4, 6, 12])
+def test_a_wrapped_buffer_restored_into_another_capacity_keeps_time_order_and_no_empty_slots(new_capacity):
+    """A run resumed with a longer total_steps gets a larger buffer (min(buffer_size, total_steps)): the saved
+    entries come back oldest first, new ones follow them, and no slot of zeros is ever sampled."""
+    cpu = torch.device("cpu")
+    buffer = ReplayBuffer(6, (1,), (), torch.long, cpu)
+    for t in range(9):  # rewards 1..9 into 6 slots: 4..9 stay, the oldest (4) at position 3
+        buffer.add(torch.ones(1, 1), torch.zeros(1), torch.tensor([t + 1.0]), torch.ones(1, 1), torch.zeros(1))
+    assert buffer.position == 3 and chronological_rewards(buffer) == [4.0, 5, 6, 7, 8, 9]
+    resumed = ReplayBuffer(new_capacity, (1,), (), torch.long, cpu)
+    resumed.load_state_dict(buffer.state_dict())
+    assert chronological_rewards(resumed) == [4.0, 5, 6, 7, 8, 9][-new_capacity:]
+    for t in range(9, 12):
+        resumed.add(torch.ones(1, 1), torch.zeros(1), torch.tensor([t + 1.0]), torch.ones(1, 1), torch.zeros(1))
+    assert chronological_rewards(resumed) == [4.0, 5, 6, 7, 8, 9, 10, 11, 12][-new_capacity:]
+    assert float(resumed.rewards[: resumed.size].min()) >= 4.0  # no empty slot among the stored entries
+
+
+def test_a_restored_buffer_ends_each_env_episode_at_the_checkpoint():
+    """The envs start new episodes on resume: n-step returns must not run from the old episode into the next."""
+    cpu = torch.device("cpu")
+    buffer = ReplayBuffer(20, (1,), (), torch.long, cpu, num_envs=2)
+    for t in range(3):
+        buffer.add(torch.full((2, 1), float(t)), torch.zeros(2), torch.ones(2), torch.ones(2, 1), torch.zeros(2))
+    resumed = ReplayBuffer(20, (1,), (), torch.long, cpu, num_envs=2)
+    resumed.load_state_dict(buffer.state_dict())
+    assert resumed.dones[:6].tolist() == [False, False, False, False, True, True]
+    assert resumed.terminated[:6].sum() == 0  # a cut, not a terminal state: TD targets still bootstrap
+    for _ in range(3):
+        resumed.add(torch.full((2, 1), 9.0), torch.zeros(2), torch.full((2,), 100.0), torch.ones(2, 1), torch.zeros(2))
+    batch = resumed.sample(500, n_step=3, gamma=1.0)
+    last_before_cut = batch["obs"][:, 0] == 2.0
+    assert last_before_cut.any() and bool((batch["rewards"][last_before_cut] == 1.0).all())
 
 
 def test_n_step_returns_follow_each_env_and_stop_at_episode_ends():

@@ -214,14 +214,20 @@ class ReplayBuffer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a saved buffer; a damaged or truncated one raises ValueError saying what is wrong with it and
-        leaves this buffer as it was."""
+        leaves this buffer as it was.
+
+        The saved buffer may have had another capacity (a run resumed with a longer total_steps gets a larger
+        buffer): its entries are then laid out oldest first and the newest `capacity` of them kept, so that new
+        transitions overwrite the oldest ones and never leave empty slots behind. The envs start new episodes on
+        resume, so each env's newest saved transition is marked as an episode end (dones; `terminated` is kept):
+        n-step returns and episodes read back from the buffer do not run across the cut."""
         tensors = ("obs", "next_obs", "actions", "rewards", "terminated", "dones")
         missing = [key for key in (*tensors, "position", "size") if key not in state]
         if missing:
             raise ValueError(f"it has no {', '.join(missing)}")
         size, position = int(state["size"]), int(state["position"])
-        if not 0 <= size <= self.capacity or not 0 <= position < self.capacity:
-            raise ValueError(f"its size {size} or position {position} does not fit its capacity {self.capacity}")
+        if size < 0 or not 0 <= position <= size:
+            raise ValueError(f"its position {position} does not fit its size {size}")
         for key in tensors:
             saved, own = state[key], getattr(self, key)
             expected = (size, *own.shape[1:])
@@ -232,7 +238,14 @@ class ReplayBuffer:
                 raise ValueError(f"its {key} is {found} where {expected} {own.dtype} belongs")
             if saved.is_floating_point() and not bool(torch.isfinite(saved).all()):
                 raise ValueError(f"its {key} holds NaN or infinite values")
+        if size == self.capacity or position == size:  # the saved layout is valid here as it is
+            order = torch.arange(size)
+        else:  # oldest first (a wrapped buffer's oldest entry is at `position`), the newest `capacity` kept
+            order = ((position + torch.arange(size)) % size)[-self.capacity :]
+            size, position = order.shape[0], order.shape[0] % self.capacity
         for key in tensors:
-            getattr(self, key)[:size] = state[key].to(self.device)
+            getattr(self, key)[:size] = state[key][order].to(self.device)
         self.size = size
         self.position = position
+        newest = (position - 1 - torch.arange(min(self.num_envs, size))) % self.capacity
+        self.dones[newest.to(self.device)] = True
