@@ -23,24 +23,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from versus import (
+    EVAL_SEED_OFFSET,
+    HERE,
+    RESULTS,
+    ROOT,
+    child_env,
+    fmt,
+    machine_sentence,
+    median_ratio,
+    peer_env,
+    preset_config,
+    rltrain_cli,
+    timed_child,
+)
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
 PEER_SCRIPT = HERE / "vs_imitation_peer.py"
 DEFAULT_PEER_PYTHON = HERE / ".venvs" / "imitation" / "bin" / "python"
 EVAL_EPISODES = 20
-EVAL_SEED_OFFSET = 10_000  # rltrain's eval env seed is the run's seed + 10000 (rltrain.evaluate)
 EXPERT_SEED = 0
 
 # dataset id: (env preset, gymnasium id, episodes, expert)
@@ -80,39 +87,6 @@ DIFFERENCES = """\
   (RunningNorm, as imitation's docs do) and has no absorbing states.
 - Evaluation, both: deterministic actions, 20 episodes, episode i from reset(seed = run seed + 10000 + i).
   imitation runs on gymnasium 0.29 and rltrain on gymnasium 1.x; CartPole-v1 and Pendulum-v1 are the same there."""
-
-
-def child_env(minari_root: Path) -> dict:
-    env = dict(os.environ, MINARI_DATASETS_PATH=str(minari_root), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    return env
-
-
-def timed_child(command: list[str], env: dict) -> tuple[float, float]:
-    """Run a child process to its end; its wall time and its CPU time (user + system) from getrusage."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    finished = subprocess.run(command, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if finished.returncode != 0:
-        sys.exit(f"{' '.join(command[:4])} ... failed:\n{finished.stdout[-3000:]}\n{finished.stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
-
-
-def rltrain_cli(*overrides: str) -> list[str]:
-    return [sys.executable, "-m", "rltrain.cli", *overrides, "log.progress=false"]
-
-
-def preset_config(algo: str, env: str) -> dict:
-    """The plain config rltrain's tuned preset for (algo, env) trains with."""
-    from hydra import compose, initialize_config_dir
-
-    from rltrain.cli import config_dir, plain_config
-
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return plain_config(compose(config_name="config", overrides=[f"algo={algo}", f"env={env}"]))
 
 
 # --- 1. the expert datasets ---------------------------------------------------------------------------------------
@@ -252,32 +226,21 @@ def run_imitation(case: str, seed: int, work: Path, env: dict, peer_python: Path
         "--out",
         str(out),
     ]
-    peer_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}  # nothing of rltrain's environment
-    process_wall, process_cpu = timed_child(command, peer_env)
+    process_wall, process_cpu = timed_child(command, peer_env(env))
     result = json.loads(out.read_text())
     return {**result, "process_wall_s": process_wall, "process_cpu_s": process_cpu}
 
 
 # --- the report ---------------------------------------------------------------------------------------------------
-def fmt(value, digits=1) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
-def median_ratio(ours: list[float], theirs: list[float]) -> str:
-    return fmt(statistics.median(ours) / statistics.median(theirs), 2) if ours and theirs else "—"
-
-
 def report(results: list[dict], peer_version: str) -> str:
     compared = [r for r in results if CASES[r["case"]][3]]
     alone = [r for r in results if not CASES[r["case"]][3]]
     lines = [
         f"# BC and GAIL: rltrain{f' vs {peer_version}' if compared else ''}, {datetime.now():%Y-%m-%d %H:%M}",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs, so "
-        "wall times are inflated by contention: the CPU time of each child process (user + system) is the steadier "
-        "figure. Every run uses one thread (OMP_NUM_THREADS=1, torch.set_num_threads(1)); runs one at a time. "
-        f"Return: mean ± std of {EVAL_EPISODES} deterministic episodes after training. Run s: training and that "
-        "evaluation, without interpreter start-up, imports and data loading; process s: the whole child process. "
+        f"{machine_sentence()} Return: mean ± std of {EVAL_EPISODES} deterministic episodes after training. "
+        "Run s: training and that evaluation, without interpreter start-up, imports and data loading; process s: the "
+        "whole child process. "
         "Budget: gradient updates (BC) or env steps (GAIL).",
     ]
     if compared:

@@ -1,0 +1,80 @@
+"""What the benches against another library share (bench/vs_imitation.py, bench/vs_d3rlpy.py): the child processes
+each run lives in (one thread, timed with getrusage), rltrain's CLI and presets, and the report's formatting.
+
+The peer library always runs in its own venv (its pins clash with rltrain's), from a script that imports neither
+rltrain nor minari; the driver runs in rltrain's venv, one child at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+EVAL_SEED_OFFSET = 10_000  # rltrain's eval env seed is the run's seed + 10000 (rltrain.evaluate)
+
+
+def child_env(minari_root: Path | None = None) -> dict:
+    """The environment of every child: one OpenMP/MKL thread, rltrain's sources importable, and the Minari root
+    (None: the one this process has, MINARI_DATASETS_PATH or ~/.minari/datasets)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if minari_root is not None:
+        env["MINARI_DATASETS_PATH"] = str(minari_root)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    return env
+
+
+def peer_env(env: dict) -> dict:
+    """A child environment for the peer library's python: nothing of rltrain's (no PYTHONPATH)."""
+    return {k: v for k, v in env.items() if k != "PYTHONPATH"}
+
+
+def timed_child(command: list[str], env: dict) -> tuple[float, float]:
+    """Run a child process to its end; its wall time and its CPU time (user + system) from getrusage."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    finished = subprocess.run(command, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if finished.returncode != 0:
+        sys.exit(f"{' '.join(command[:4])} ... failed:\n{finished.stdout[-3000:]}\n{finished.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def rltrain_cli(*overrides: str) -> list[str]:
+    return [sys.executable, "-m", "rltrain.cli", *overrides, "log.progress=false"]
+
+
+def preset_config(algo: str, env: str) -> dict:
+    """The plain config rltrain's tuned preset for (algo, env) trains with."""
+    from hydra import compose, initialize_config_dir
+
+    from rltrain.cli import config_dir, plain_config
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return plain_config(compose(config_name="config", overrides=[f"algo={algo}", f"env={env}"]))
+
+
+def fmt(value, digits=1) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def median_ratio(ours: list[float], theirs: list[float]) -> str:
+    return fmt(statistics.median(ours) / statistics.median(theirs), 2) if ours and theirs else "—"
+
+
+def machine_sentence() -> str:
+    return (
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs, so "
+        "wall times are inflated by contention: the CPU time of each child process (user + system) is the steadier "
+        "figure. Every run uses one thread (OMP_NUM_THREADS=1, torch.set_num_threads(1)); runs one at a time."
+    )
