@@ -2,11 +2,14 @@
 each run lives in (one thread, timed with getrusage), rltrain's CLI and presets, and the report's formatting.
 
 The peer library always runs in its own venv (its pins clash with rltrain's), from a script that imports neither
-rltrain nor minari; the driver runs in rltrain's venv, one child at a time.
+rltrain nor minari but this module (peer_args), which therefore imports only the standard library at its top; the
+driver runs in rltrain's venv, one child at a time.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
 import resource
@@ -52,6 +55,45 @@ def timed_child(command: list[str], env: dict) -> tuple[float, float]:
 
 def rltrain_cli(*overrides: str) -> list[str]:
     return [sys.executable, "-m", "rltrain.cli", *overrides, "log.progress=false"]
+
+
+def timed_rltrain(overrides: list[str], run_dir: Path, env: dict) -> tuple[dict, dict]:
+    """`rltrain <overrides>` in a timed child writing to run_dir: the bench's figures of the run, and its summary."""
+    process_wall, process_cpu = timed_child(rltrain_cli(*overrides, f"hydra.run.dir={run_dir}"), env)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    figures = {
+        "library": "rltrain",
+        "steps": summary["env_steps"],
+        "run_s": summary["wall_time_s"],
+        "return_mean": summary["eval_return_mean"],
+        "return_std": summary["eval_return_std"],
+        "process_wall_s": process_wall,
+        "process_cpu_s": process_cpu,
+    }
+    return figures, summary
+
+
+def timed_peer(python: Path, script: Path, data: Path, seed: int, settings: dict, out: Path, env: dict, *extra: str):
+    """The peer's script under its venv's python in a timed child (nothing of rltrain's environment), with the
+    arguments peer_args() reads (and `extra` ones): the result it wrote to `out`, the child's wall and CPU time."""
+    command = [str(python), str(script), *extra, "--data", str(data), "--seed", str(seed)]
+    command += ["--settings", json.dumps(settings), "--out", str(out)]
+    process_wall, process_cpu = timed_child(command, peer_env(env))
+    return {**json.loads(out.read_text()), "process_wall_s": process_wall, "process_cpu_s": process_cpu}
+
+
+def peer_args(description: str, settings_help: str, algos: list[str] | None = None) -> tuple[argparse.Namespace, dict]:
+    """The command line of a peer script (timed_peer's): --data, --seed, --settings (JSON, returned parsed), --out,
+    and --algo when the script trains more than one algorithm."""
+    parser = argparse.ArgumentParser(description=description)
+    if algos:
+        parser.add_argument("--algo", choices=algos, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--settings", required=True, help=f"JSON: {settings_help}")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    return args, json.loads(args.settings)
 
 
 def preset_config(algo: str, env: str) -> dict:

@@ -39,10 +39,11 @@ from versus import (
     fmt,
     machine_sentence,
     median_ratio,
-    peer_env,
     preset_config,
     rltrain_cli,
     timed_child,
+    timed_peer,
+    timed_rltrain,
 )
 
 PEER_SCRIPT = HERE / "vs_imitation_peer.py"
@@ -186,49 +187,23 @@ def peer_settings(case: str, seed: int) -> dict:
 def run_rltrain(case: str, seed: int, work: Path, env: dict) -> dict:
     algo, env_preset, dataset_id, against_imitation, _ = CASES[case]
     run_dir = work / "runs" / f"rltrain-{case}-{seed}-{int(time.time())}"
-    command = rltrain_cli(
+    overrides = [
         f"algo={algo}",
         f"env={env_preset}",
         f"dataset={dataset_id}",
         f"seed={seed}",
         *(["eval.every=0"] if against_imitation else []),  # only the final evaluation, as on imitation's side
         f"eval.episodes={EVAL_EPISODES}",
-        f"hydra.run.dir={run_dir}",
-    )
-    process_wall, process_cpu = timed_child(command, env)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    return {
-        "library": "rltrain",
-        "steps": summary["env_steps"],
-        "run_s": summary["wall_time_s"],
-        "return_mean": summary["eval_return_mean"],
-        "return_std": summary["eval_return_std"],
-        "process_wall_s": process_wall,
-        "process_cpu_s": process_cpu,
-        "eval_history": summary["eval_history"],  # [step, wall s, mean, std] per evaluation
-    }
+    ]
+    figures, summary = timed_rltrain(overrides, run_dir, env)
+    return {**figures, "eval_history": summary["eval_history"]}  # [step, wall s, mean, std] per evaluation
 
 
 def run_imitation(case: str, seed: int, work: Path, env: dict, peer_python: Path) -> dict:
     algo, _, dataset_id, *_ = CASES[case]
+    data = work / f"{dataset_id.replace('/', '_')}.npz"
     out = work / f"imitation-{case}-{seed}.json"
-    command = [
-        str(peer_python),
-        str(PEER_SCRIPT),
-        "--algo",
-        algo,
-        "--data",
-        str(work / f"{dataset_id.replace('/', '_')}.npz"),
-        "--seed",
-        str(seed),
-        "--settings",
-        json.dumps(peer_settings(case, seed)),
-        "--out",
-        str(out),
-    ]
-    process_wall, process_cpu = timed_child(command, peer_env(env))
-    result = json.loads(out.read_text())
-    return {**result, "process_wall_s": process_wall, "process_cpu_s": process_cpu}
+    return timed_peer(peer_python, PEER_SCRIPT, data, seed, peer_settings(case, seed), out, env, "--algo", algo)
 
 
 # --- the report ---------------------------------------------------------------------------------------------------

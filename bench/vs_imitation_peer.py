@@ -11,11 +11,12 @@ actions on the same env seeds as rltrain's evaluation, and writes a JSON result 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
 from pathlib import Path
+
+from versus import peer_args  # the benches' shared module needs only the standard library
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -171,14 +172,7 @@ def train_gail(demonstrations: list, env_id: str, seed: int, settings: dict):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--algo", choices=["bc", "gail"], required=True)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--settings", required=True, help="JSON: budgets and hyperparameters")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    settings = json.loads(args.settings)
+    args, settings = peer_args(__doc__.splitlines()[0], "budgets and hyperparameters", algos=["bc", "gail"])
 
     import gymnasium as gym
     import imitation
