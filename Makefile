@@ -9,8 +9,11 @@ ARGS ?=
 # the HumanCompatibleAI imitation library pins gymnasium 0.29 and stable-baselines3 2.2: it gets its own venv
 IMITATION_VENV ?= bench/.venvs/imitation
 IMITATION_SPEC ?= imitation>=1.0,<1.1
+# d3rlpy 2.8 pins gymnasium 1.0: it gets its own venv too
+D3RLPY_VENV ?= bench/.venvs/d3rlpy
+D3RLPY_SPEC ?= d3rlpy>=2.8,<2.9
 
-.PHONY: install run train eval test test-fast bench bench-imitation robustness datasets offline-table tensorboard lint clean
+.PHONY: install run train eval test test-fast bench bench-imitation bench-d3rlpy robustness datasets offline-table tensorboard lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +52,15 @@ $(IMITATION_VENV)/.installed:
 
 bench-imitation: install $(IMITATION_VENV)/.installed  ## BC and GAIL: rltrain vs imitation on the same expert data -> bench/results/
 	$(PY) bench/vs_imitation.py --peer-python $(IMITATION_VENV)/bin/python $(ARGS)
+
+$(D3RLPY_VENV)/.installed:
+	@test -x $(D3RLPY_VENV)/bin/python || $(PYTHON) -m venv $(D3RLPY_VENV)
+	$(D3RLPY_VENV)/bin/python -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(D3RLPY_VENV)/bin/python -m pip install -q --disable-pip-version-check "$(D3RLPY_SPEC)"
+	@touch $@
+
+bench-d3rlpy: install $(D3RLPY_VENV)/.installed  ## BC, CQL, IQL and AWR/AWAC: rltrain vs d3rlpy on the same Pendulum datasets -> bench/results/ (make datasets first)
+	$(PY) bench/vs_d3rlpy.py --peer-python $(D3RLPY_VENV)/bin/python $(ARGS)
 
 robustness: install  ## fraction of 20 seeds reaching each preset's threshold per CPU kernel path -> bench/results/
 	$(PY) bench/robustness.py $(ARGS)
