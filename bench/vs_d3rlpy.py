@@ -102,7 +102,6 @@ from versus import (
     child_env,
     fmt,
     machine_sentence,
-    median_ratio,
     timed_peer,
     timed_rltrain,
 )
@@ -336,12 +335,15 @@ def summary_rows(results: list[dict]) -> list[dict]:
         runs = [r for r in results if r["dataset"] == dataset_id and r["case"] == case]
         ours = [r for r in runs if r["library"] == "rltrain"]
         theirs = [r for r in runs if r["library"] != "rltrain"]
-        ratios = {key: median_ratio([r[key] for r in ours], [r[key] for r in theirs]) for key in TIMES}
+        ratios = {
+            key: statistics.median(r[key] for r in ours) / statistics.median(r[key] for r in theirs)
+            for key in TIMES
+            if ours and theirs
+        }
         score_ours, score_theirs = mean_score(ours), mean_score(theirs)
         goal = None
         if score_ours is not None and score_theirs is not None:
-            wall = statistics.median(r["run_s"] for r in ours) / statistics.median(r["run_s"] for r in theirs)
-            goal = score_ours >= score_theirs and wall <= GOAL_WALL_RATIO
+            goal = score_ours >= score_theirs and ratios["run_s"] <= GOAL_WALL_RATIO
         rows.append(
             {
                 "dataset": dataset_id,
@@ -350,16 +352,17 @@ def summary_rows(results: list[dict]) -> list[dict]:
                 "seeds": sorted({r["seed"] for r in runs}),
                 "score_rltrain": score_ours,
                 "score_d3rlpy": score_theirs,
-                **{f"{key}_ratio": ratio for key, ratio in ratios.items()},
+                **{f"{key}_ratio": ratios.get(key) for key in TIMES},
                 "goal_met": goal,
             }
         )
     return rows
 
 
-def report(results: list[dict], peer_version: str) -> str:
+def report(results: list[dict], started: datetime) -> str:
+    peer_version = next((r["library"] for r in results if r["library"] != "rltrain"), "d3rlpy")
     lines = [
-        f"# Offline RL: rltrain vs {peer_version}, {datetime.now():%Y-%m-%d %H:%M}",
+        f"# Offline RL: rltrain vs {peer_version}, bench started {started:%Y-%m-%d %H:%M}",
         "",
         f"{machine_sentence()} Return: mean ± std of {EVAL_EPISODES} deterministic episodes after training, episode i "
         f"from reset(seed = run seed + {EVAL_SEED_OFFSET} + i) on both sides. Normalized score: 100 (R − ref_min) / "
@@ -389,11 +392,19 @@ def report(results: list[dict], peer_version: str) -> str:
         goal = {True: "yes", False: "no", None: "—"}[row["goal_met"]]
         lines.append(
             f"| {row['dataset']} | {row['case']} | {row['algos']} | {', '.join(map(str, row['seeds']))} | "
-            f"{fmt(row['score_rltrain'])} | {fmt(row['score_d3rlpy'])} | {row['run_s_ratio']} | "
-            f"{row['process_wall_s_ratio']} | {row['process_cpu_s_ratio']} | {goal} |"
+            f"{fmt(row['score_rltrain'])} | {fmt(row['score_d3rlpy'])} | {fmt(row['run_s_ratio'], 2)} | "
+            f"{fmt(row['process_wall_s_ratio'], 2)} | {fmt(row['process_cpu_s_ratio'], 2)} | {goal} |"
         )
     lines += ["", MAPPING_AND_DIFFERENCES.replace("## ", "### ")]
     return "\n".join(lines) + "\n"
+
+
+def write_results(results: list[dict], started: datetime) -> Path:
+    """bench/results/d3rlpy_<start>.md (the report) and .json (the runs and the summary); the .md's path."""
+    path = RESULTS / f"d3rlpy_{started:%Y-%m-%d_%H-%M-%S}.md"
+    path.write_text(report(results, started))
+    path.with_suffix(".json").write_text(json.dumps({"results": results, "summary": summary_rows(results)}, indent=2))
+    return path
 
 
 def main() -> None:
@@ -412,7 +423,14 @@ def main() -> None:
     parser.add_argument(
         "--work", type=Path, default=RESULTS / "runs" / "d3rlpy", help=".npz files, run folders, d3rlpy's results"
     )
+    parser.add_argument(
+        "--report", type=Path, metavar="JSON", help="only write again the report of a finished bench's d3rlpy_*.json"
+    )
     args = parser.parse_args()
+    if args.report:
+        started = datetime.strptime(args.report.stem.removeprefix("d3rlpy_"), "%Y-%m-%d_%H-%M-%S")
+        print(f"written: {write_results(json.loads(args.report.read_text())['results'], started)}")
+        return
     if not args.peer_python.exists():
         sys.exit(f"{args.peer_python} does not exist; `make bench-d3rlpy` creates d3rlpy's venv.")
     from rltrain import datasets
@@ -430,9 +448,9 @@ def main() -> None:
     def log(message: str) -> None:
         print(f"[bench-d3rlpy] {message}", flush=True)
 
-    stamp = f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    started = datetime.now().replace(microsecond=0)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    results, peer_version = [], "d3rlpy"
+    results = []
     for dataset_id in args.datasets:
         data, env_id = load_dataset(dataset_id)
         export_npz(data, env_id, npz_path(work, dataset_id))
@@ -442,7 +460,6 @@ def main() -> None:
                 ours = run_rltrain(case, dataset_id, seed, args.set, work, env)
                 log(f"{dataset_id} {case} seed {seed}: d3rlpy {CASES[case][1]} ...")
                 theirs = run_d3rlpy(case, dataset_id, seed, ours.pop("config"), work, env, args.peer_python)
-                peer_version = theirs["library"]
                 for result in (ours, theirs):
                     result = {"dataset": dataset_id, "case": case, "seed": seed, **result}
                     result["normalized_score"] = data.normalized_score(result["return_mean"])
@@ -452,14 +469,9 @@ def main() -> None:
                         f"{result['process_cpu_s']:.1f} s"
                     )
                     results.append(result)
-                # written after every pair, so a long bench that is stopped keeps what it measured
-                text = report(results, peer_version)
-                (RESULTS / f"d3rlpy_{stamp}.md").write_text(text)
-                (RESULTS / f"d3rlpy_{stamp}.json").write_text(
-                    json.dumps({"results": results, "summary": summary_rows(results)}, indent=2)
-                )
-    print(text)
-    print(f"written: {RESULTS / ('d3rlpy_' + stamp + '.md')}")
+                path = write_results(results, started)  # after every pair: a stopped bench keeps what it measured
+    print(path.read_text())
+    print(f"written: {path}")
 
 
 if __name__ == "__main__":
