@@ -74,15 +74,17 @@ def composed_config(overrides: list[str], dataset_id: str) -> dict:
         return plain_config(compose(config_name="config", overrides=[*overrides, *env, "log.progress=false"]))
 
 
-def run_one(algo: str, dataset_id: str, seed: int, updates: int, extra: list[str]) -> dict:
+def run_one(algo: str, dataset_id: str, seed: int, updates: int, extra: list[str], train: bool = True) -> dict:
     """Train one cell's seed (or read it back when a run of the same config already finished) and return its
-    figures."""
+    figures; with train=False a run not finished yet is reported missing instead of trained."""
     run_dir = RUNS / f"{algo}-{dataset_id.replace('/', '_')}-{updates}-seed{seed}"
     overrides = [f"algo={algo}", f"dataset={dataset_id}", f"seed={seed}", f"total_steps={updates}", *extra]
     config = composed_config(overrides, dataset_id)
     config_file, summary_file = run_dir / "bench_config.json", run_dir / "summary.json"
     if summary_file.exists() and config_file.exists() and json.loads(config_file.read_text()) == config:
         summary = json.loads(summary_file.read_text())
+    elif not train:
+        return {"algo": algo, "dataset": dataset_id, "seed": seed, "error": "not run yet", "command": overrides}
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         command = [str(Path(sys.executable).parent / "rltrain"), *overrides, "log.progress=false"]
@@ -154,7 +156,10 @@ def markdown(table: dict, rows: list[dict], algos: list[str], dataset_ids: list[
             if c is None:
                 cells.append("—")
             else:
-                cells.append(f"{c['mean']:.1f} [{c['ci_low']:.1f}, {c['ci_high']:.1f}] ({c['wall_s_mean']:.0f} s)")
+                fewer = f", {c['seeds']} of {len(args.seeds)} seeds" if c["seeds"] < len(args.seeds) else ""
+                cells.append(
+                    f"{c['mean']:.1f} [{c['ci_low']:.1f}, {c['ci_high']:.1f}] ({c['wall_s_mean']:.0f} s{fewer})"
+                )
         lines.append(f"| {NAMES.get(algo, algo)} | " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -165,7 +170,8 @@ def markdown(table: dict, rows: list[dict], algos: list[str], dataset_ids: list[
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['algo']} | {r['dataset']} | {r['seed']} | — | failed: {r['error']} | — | — |")
+            what = r["error"] if r["error"] == "not run yet" else f"failed: {r['error']}"
+            lines.append(f"| {r['algo']} | {r['dataset']} | {r['seed']} | — | {what} | — | — |")
             continue
         lines.append(
             f"| {r['algo']} | {r['dataset']} | {r['seed']} | {r['updates']} | {r['eval_return']:.1f} | "
@@ -185,6 +191,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--updates", type=int, default=50_000, help="gradient updates per run (default: %(default)s)")
     parser.add_argument("--set", nargs="*", default=[], help="extra rltrain overrides for every run")
+    parser.add_argument("--no-train", action="store_true", help="only report the runs already finished; train nothing")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: %(default)s)")
     args = parser.parse_args()
 
@@ -195,7 +202,9 @@ def main() -> None:
     rows, table = [], {}
     for algo in algos:
         for dataset_id in dataset_ids:
-            seeds = [run_one(algo, dataset_id, seed, args.updates, args.set) for seed in args.seeds]
+            seeds = [
+                run_one(algo, dataset_id, seed, args.updates, args.set, train=not args.no_train) for seed in args.seeds
+            ]
             rows += seeds
             found = cell([r for r in seeds if "error" not in r], args.resamples)
             if found is not None:
