@@ -229,12 +229,17 @@ def train_offline(tmp_path, *overrides: str) -> dict:
 
 
 # What each preset must reach on medium-replay within 5e4 updates: (lowest final return or None, normalized points
-# above BC's preset on the same seed); one of SEEDS must pass, as in test_learning.
-# CQL (cql_pendulum, 1e4 updates) ended at -231.6 on seed 0 (score 88.4; BC -15.9). The target for EDAC is the same
-# as CQL's and is not reached: edac_pendulum (5 critics, 1e4 updates) ends with some evaluation episodes swung up and
-# others hanging, -1049.2 (score 11.1) on seed 0 and -1064.1 (9.7) on seed 1 (10 critics: -852.5, 29.7, seed 0), BC
-# about -16 to -23; so its case guards what is reached (10 points above BC). Raise it when EDAC gets better.
-REACHES = {"cql": (-250.0, 20.0), "edac": (None, 10.0)}
+# above BC's preset on the same seed, the seeds tried in order until one passes, as in test_learning).
+# Measured on `make datasets` seed 0 (bench/results/offline_*.md, `make offline-table`, 1e4 updates = the presets'):
+# CQL (cql_pendulum) ended at -218.9, -274.8 and -232.2 on seeds 0, 1 and 2 (scores 89.6, 84.3, 88.4; BC about -15
+# to -20): two of three seeds reach -250, so it tries seeds 0, 2, then 1; if each seed passed with probability 2/3
+# on another CPU's rounding, all three would fail once in 27 runs.
+# EDAC's target is CQL's and is not reached: edac_pendulum (5 critics, 1e4 updates) ended at -558.9 and -579.2 on
+# seeds 0 and 1 (scores 57.5 and 55.6, 81 and 71 points above BC's preset on those seeds). On the defective
+# medium-replay of earlier builds it had ended near -1050; other settings tried there (eta 5 and 20, 10
+# critics, tau 0.02, critic lr 3e-4, 3e4 updates) did no better, and the critics diverged (Q above 0) past 1.2e4
+# updates. So its case guards what is reached, 40 points above BC. Raise it when EDAC gets better.
+REACHES = {"cql": (-250.0, 20.0, (0, 2, 1)), "edac": (None, 40.0, (0, 1))}
 
 
 @pytest.mark.slow
@@ -242,9 +247,9 @@ REACHES = {"cql": (-250.0, 20.0), "edac": (None, 10.0)}
 def test_pendulum_medium_replay_beats_bc(offline_datasets, monkeypatch, tmp_path, algo):
     """The tuned preset on medium-replay against behaviour cloning's (its preset, same seed)."""
     monkeypatch.setenv("MINARI_DATASETS_PATH", offline_datasets)
-    lowest_return, points_above_bc = REACHES[algo]
+    lowest_return, points_above_bc, seeds = REACHES[algo]
     finals = {}
-    for seed in SEEDS:
+    for seed in seeds:
         common = ("env=pendulum", f"dataset={MEDIUM_REPLAY}", f"seed={seed}")
         summary = train_offline(tmp_path / f"{algo}_{seed}", f"algo={algo}", *common)
         bc = train_offline(tmp_path / f"bc_{seed}", "algo=bc", *common)
@@ -252,7 +257,7 @@ def test_pendulum_medium_replay_beats_bc(offline_datasets, monkeypatch, tmp_path
         reached = lowest_return is None or summary["eval_return_mean"] >= lowest_return
         if reached and summary["normalized_score"] >= bc["normalized_score"] + points_above_bc:
             return
-    pytest.fail(f"no seed of {SEEDS} passed: (return, normalized score, BC's normalized score) per seed {finals}")
+    pytest.fail(f"no seed of {seeds} passed: (return, normalized score, BC's normalized score) per seed {finals}")
 
 
 @pytest.mark.slow
