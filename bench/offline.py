@@ -139,7 +139,7 @@ def markdown(table: dict, rows: list[dict], algos: list[str], dataset_ids: list[
     lines = [
         f"# Offline RL: normalized score after {args.updates} gradient updates",
         "",
-        f"{datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} CPU cores, one run at a time. Cells: mean normalized "
+        f"{datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} CPU cores, runs one after another. Cells: mean normalized "
         f"score over seeds {' '.join(map(str, args.seeds))} (100 = the dataset's ref_max_score, 0 = its "
         "ref_min_score) and the 95% percentile-bootstrap CI of that mean, then the mean wall time per run. Final "
         "deterministic eval of each run (eval.episodes of its preset). Overrides: "
