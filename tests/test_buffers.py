@@ -92,6 +92,18 @@ def test_a_wrapped_buffer_restored_into_another_capacity_keeps_time_order_and_no
     assert float(resumed.rewards[: resumed.size].min()) >= 4.0  # no empty slot among the stored entries
 
 
+@pytest.mark.parametrize("new_capacity", [3, 5])
+def test_a_buffer_not_yet_wrapped_restored_into_a_smaller_or_exact_capacity_keeps_the_newest(new_capacity):
+    cpu = torch.device("cpu")
+    buffer = ReplayBuffer(8, (1,), (), torch.long, cpu)
+    for t in range(5):
+        buffer.add(torch.ones(1, 1), torch.zeros(1), torch.tensor([t + 1.0]), torch.ones(1, 1), torch.zeros(1))
+    resumed = ReplayBuffer(new_capacity, (1,), (), torch.long, cpu)
+    resumed.load_state_dict(buffer.state_dict())
+    assert 0 <= resumed.position < resumed.capacity
+    assert chronological_rewards(resumed) == [1.0, 2, 3, 4, 5][-new_capacity:]
+
+
 def test_a_restored_buffer_ends_each_env_episode_at_the_checkpoint():
     """The envs start new episodes on resume: n-step returns must not run from the old episode into the next."""
     cpu = torch.device("cpu")

@@ -238,8 +238,8 @@ class ReplayBuffer:
                 raise ValueError(f"its {key} is {found} where {expected} {own.dtype} belongs")
             if saved.is_floating_point() and not bool(torch.isfinite(saved).all()):
                 raise ValueError(f"its {key} holds NaN or infinite values")
-        if size == self.capacity or position == size:  # the saved layout is valid here as it is
-            order = torch.arange(size)
+        if size <= self.capacity and (size == self.capacity or position == size):  # the saved layout fits as it is
+            order, position = torch.arange(size), position % self.capacity
         else:  # oldest first (a wrapped buffer's oldest entry is at `position`), the newest `capacity` kept
             order = ((position + torch.arange(size)) % size)[-self.capacity :]
             size, position = order.shape[0], order.shape[0] % self.capacity
