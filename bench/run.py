@@ -33,6 +33,10 @@ CASES = {
     "a2c-cartpole": ("a2c", "cartpole", "CartPole-v1", 475.0, [], "A2C"),
     "trpo-cartpole": ("trpo", "cartpole", "CartPole-v1", 475.0, [], "TRPO"),
     "trpo-pendulum": ("trpo", "pendulum", "Pendulum-v1", -250.0, [], "TRPO"),
+    # Acrobot-v1's reward_threshold; SB3 trains with the zoo's own budget (1e6 for PPO, 5e5 for A2C, 1e5 for DQN)
+    "ppo-acrobot": ("ppo", "acrobot", "Acrobot-v1", -100.0, [], "PPO"),
+    "a2c-acrobot": ("a2c", "acrobot", "Acrobot-v1", -100.0, [], "A2C"),
+    "dqn-acrobot": ("dqn", "acrobot", "Acrobot-v1", -100.0, [], "DQN"),
     # no SB3 counterpart with RL Zoo settings: rltrain's own figures
     "reinforce-cartpole": ("reinforce", "cartpole", "CartPole-v1", 450.0, [], None),
     "c51-cartpole": ("c51", "cartpole", "CartPole-v1", 475.0, [], None),
@@ -45,6 +49,23 @@ CASES = {
         None,
     ),
     "dqn-pendulum-11-bins": ("dqn", "pendulum", "Pendulum-v1", -250.0, ["env.discretize=11"], None),
+}
+
+# the RL Zoo's published return for the case's env and algorithm (its benchmark.md: mean over the last
+# 150,000 env steps of evaluation episodes, one seed) and the budget it trained for; None where it has none
+ZOO = {
+    "ppo-cartpole": (500.0, "1e5"),
+    "dqn-cartpole": (500.0, "5e4"),
+    "sac-pendulum": (-157.0, "2e4"),
+    "ppo-pendulum": (-172.2, "1e5"),
+    "ddpg-pendulum": (-152.1, "2e4"),
+    "td3-pendulum": (-151.9, "2e4"),
+    "a2c-cartpole": (500.0, "5e5"),
+    "trpo-cartpole": (500.0, "1e5"),
+    "trpo-pendulum": (-174.6, "1e5"),
+    "ppo-acrobot": (-73.5, "1e6"),
+    "a2c-acrobot": (-83.4, "5e5"),
+    "dqn-acrobot": (-76.6, "1e5"),
 }
 
 
@@ -171,6 +192,7 @@ def sb3_worker(case: str, seed: int, eval_every: int, out: Path) -> None:
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     torch.set_num_threads(1)
     algo, _, env_id, threshold, _, class_name = CASES[case]
@@ -189,13 +211,19 @@ def sb3_worker(case: str, seed: int, eval_every: int, out: Path) -> None:
         if isinstance(value, str) and value.startswith("lin_"):
             start = float(value[4:])
             hyper[key] = lambda progress, start=start: progress * start
+    normalize = hyper.pop("normalize", False)  # the zoo's VecNormalize: true, or a dict of its keyword arguments
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    eval_env = DummyVecEnv([lambda: gym.make(env_id)])
+    if normalize:
+        env = VecNormalize(env, **(eval(normalize) if isinstance(normalize, str) else {}))
+        # evaluated on raw rewards with the training statistics, as the zoo's own evaluation does
+        eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
+        eval_env.obs_rms = env.obs_rms
     noise_type, noise_std = hyper.pop("noise_type", None), hyper.pop("noise_std", 0.0)
     if noise_type:  # RL Zoo's shorthand for SB3's action_noise object
         size = env.action_space.shape[0]
         noise_class = NormalActionNoise if noise_type == "normal" else OrnsteinUhlenbeckActionNoise
         hyper["action_noise"] = noise_class(mean=np.zeros(size), sigma=noise_std * np.ones(size))
-    eval_env = gym.make(env_id)
     algorithm = getattr(stable_baselines3, class_name, None) or getattr(sb3_contrib, class_name)
     model = algorithm(policy, env, seed=seed, device="cpu", verbose=0, **hyper)
 
