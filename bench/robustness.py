@@ -30,7 +30,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from run import CASES  # noqa: E402  (the presets and their thresholds, shared with the speed bench)
+# the presets, their thresholds and the RL Zoo's figures, shared with the speed bench
+from run import CASES, ZOO  # noqa: E402
 
 RESULTS = HERE / "results"
 RUNS = RESULTS / "robustness.jsonl"
@@ -162,11 +163,13 @@ def table(cases: list[str], overrides: list[str]) -> str:
         f"# Preset robustness, {datetime.now():%Y-%m-%d %H:%M}",
         "",
         "Fraction of seeds whose final deterministic eval (10 episodes) reaches the threshold, per CPU kernel path "
-        "(`ATEN_CPU_CAPABILITY`), with the minimum and median final return. Produced by `python "
-        "bench/robustness.py` (`make robustness`); runs in `robustness.jsonl`.",
+        "(`ATEN_CPU_CAPABILITY`), with the minimum, median and mean final return, beside the RL Zoo's published "
+        "return and its budget. Produced by `python bench/robustness.py` (`make robustness`); runs in "
+        "`robustness.jsonl`.",
         "",
-        "| preset | threshold | budget | kernel path | seeds | reached | min | median | failing seeds |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| preset | threshold | budget | kernel path | seeds | reached | min | median | mean | RL Zoo (budget) "
+        "| failing seeds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for case in cases:
         for path in PATHS:
@@ -176,10 +179,11 @@ def table(cases: list[str], overrides: list[str]) -> str:
             finals = [r["final_return"] for r in rows]
             reached = sum(r["reached"] for r in rows)
             failing = ", ".join(f"{r['seed']} ({r['final_return']:.0f})" for r in rows if not r["reached"]) or "—"
+            zoo = f"{ZOO[case][0]:g} ({ZOO[case][1]})" if case in ZOO else "—"
             lines.append(
                 f"| {case} | {CASES[case][3]:g} | {rows[0]['env_steps']} | {path} | {len(rows)} | "
                 f"{reached}/{len(rows)} = {reached / len(rows):.2f} | {min(finals):.1f} | "
-                f"{statistics.median(finals):.1f} | {failing} |"
+                f"{statistics.median(finals):.1f} | {statistics.fmean(finals):.1f} | {zoo} | {failing} |"
             )
     return "\n".join(lines) + "\n"
 
