@@ -52,7 +52,7 @@ CASES = {
 }
 
 # the RL Zoo's published return for the case's env and algorithm (its benchmark.md: mean over the last
-# 150,000 env steps of evaluation episodes, one seed) and the budget it trained for; None where it has none
+# 150,000 env steps of evaluation episodes, one seed) and the budget it trained for; cases it lacks are left out
 ZOO = {
     "ppo-cartpole": (500.0, "1e5"),
     "dqn-cartpole": (500.0, "5e4"),
