@@ -3,7 +3,8 @@ offline-RL benchmark datasets, rebuilt from a seed with rltrain's own presets an
 
 Pendulum-v1, in the spirit of D4RL's locomotion datasets (every one normalized with the same reference scores:
 ref_min_score the uniform random policy's mean return, ref_max_score the expert's deterministic eval return):
-- rltrain/pendulum/expert-v0         100 episodes of the SAC preset's final policy (2e4 env steps), noise 0.1
+- rltrain/pendulum/expert-v0         100 episodes of the SAC preset's final policy (2e4 env steps, one update per
+                                     two env steps: PENDULUM_SAC), noise 0.1
 - rltrain/pendulum/medium-v0         100 episodes of a policy at roughly half the expert's normalized score, noise 0.1:
                                      a second SAC run of the same preset, stopped at its first evaluation whose
                                      normalized score reaches MEDIUM_SCORE
@@ -36,6 +37,9 @@ MEDIUM_SCORE = 40.0  # the medium run stops at its first evaluation at or above 
 MEDIUM_CHUNK = 250  # env steps between the medium run's evaluations
 REF_EPISODES = 100  # episodes of the random policy's reference score
 CARTPOLE_EPSILON = 0.3
+# the SAC runs behind the Pendulum datasets: the SAC Pendulum preset with one update per two env steps, fixed here
+# so that retuning the preset does not change the datasets (and every figure measured on them)
+PENDULUM_SAC = ("algo=sac", "env=pendulum", "algo.train_every=2")
 
 PENDULUM_IDS = tuple(
     f"rltrain/pendulum/{name}-v0" for name in ("random", "medium", "medium-replay", "expert", "medium-expert")
@@ -71,7 +75,7 @@ def collect(*args: str) -> dict:
 def train_medium(seed: int, run_dir: Path, ref_min: float, ref_max: float, log) -> tuple[Path, float, int]:
     """SAC from scratch, evaluated every MEDIUM_CHUNK env steps, stopped at the first normalized score at or above
     MEDIUM_SCORE; its checkpoint (with the replay buffer) then holds the medium policy and its replay."""
-    overrides = ["algo=sac", "env=pendulum", f"seed={seed}", f"total_steps={MEDIUM_CHUNK}", "eval.every=0"]
+    overrides = [*PENDULUM_SAC, f"seed={seed}", f"total_steps={MEDIUM_CHUNK}", "eval.every=0"]
     summary = train(overrides, run_dir)
     steps = MEDIUM_CHUNK
     limit = 20000
@@ -94,7 +98,7 @@ def build_pendulum(seed: int, runs: Path, log) -> dict:
     for run_dir in (expert_run, medium_run):
         shutil.rmtree(run_dir, ignore_errors=True)
     log(f"training the expert: SAC on Pendulum-v1, seed {seed}, 2e4 env steps -> {expert_run}")
-    expert = train(["algo=sac", "env=pendulum", f"seed={seed}"], expert_run)
+    expert = train([*PENDULUM_SAC, f"seed={seed}"], expert_run)
     ref_max = float(expert["eval_return_mean"])
     random = collect(
         f"id={PENDULUM_IDS[0]}", "env=Pendulum-v1", f"episodes={EPISODES}", f"seed={seed}", f"ref_max={ref_max}"
