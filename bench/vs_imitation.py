@@ -76,13 +76,14 @@ DIFFERENCES = """\
   Discrete actions both minimize the cross-entropy. Box actions: rltrain's preset (`algo.policy=deterministic`)
   minimizes the MSE of a tanh-bounded action; imitation minimizes the NLL of a Gaussian with a state-independent
   std (SB3's ActorCriticPolicy), its mean clipped to the action box when acting.
-- GAIL, both: PPO with the preset's settings (8 envs x 32 steps per rollout, 10 epochs of 1 minibatch, lr 2.5e-3
-  annealed linearly to 0 over the run's env steps, gamma 0.98, GAE lambda 0.8, clip 0.2, value coefficient 0.5,
-  no entropy bonus, gradient norm 0.5, advantages standardized; separate 64-64 tanh policy and value MLPs) and the
+- GAIL, both: PPO with the preset's settings (on CartPole: 8 envs x 32 steps per rollout, 10 epochs of 1
+  minibatch, lr 1e-3 and clip 0.2 both annealed linearly to 0 over the run's env steps, gamma 0.98, GAE lambda 0.8,
+  value coefficient 0.5, entropy coefficient 0.01, gradient norm 0.5, advantages standardized; separate 64-64 tanh
+  policy and value MLPs) and the
   same env-step budget; after each rollout 5 discriminator Adam steps (lr 3e-4) of 256 expert and 256 learner pairs
   of that rollout; reward -log(1 - D). imitation's PPO is SB3's (one Adam over both networks, eps 1e-5;
-  orthogonal init); its learning-rate schedule is computed from the PPO's env steps because imitation restarts
-  SB3's progress at every round. The discriminators differ: rltrain's is a 64-64 tanh MLP on observations
+  orthogonal init); its learning-rate and clip schedules are computed from the PPO's env steps because imitation
+  restarts SB3's progress at every round. The discriminators differ: rltrain's is a 64-64 tanh MLP on observations
   standardized with the dataset's statistics and actions, with absorbing states for terminated episodes
   (Kostrikov et al., 2019); imitation's BasicRewardNet (64-64 tanh) normalizes its inputs with running statistics
   (RunningNorm, as imitation's docs do) and has no absorbing states.

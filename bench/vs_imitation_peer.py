@@ -112,31 +112,34 @@ def train_gail(demonstrations: list, env_id: str, seed: int, settings: dict):
     from stable_baselines3.common.env_util import make_vec_env
 
     ppo = settings["ppo"]
-    unsupported = [key for key in ("anneal_clip", "normalize_obs", "normalize_reward") if ppo[key]]
+    unsupported = [key for key in ("normalize_obs", "normalize_reward") if ppo[key]]
     if unsupported:
         raise SystemExit(f"the bench does not map algo.ppo.{', '.join(unsupported)} onto SB3's PPO yet.")
     total_steps = settings["total_steps"]
     venv = make_vec_env(env_id, n_envs=settings["num_envs"], seed=seed)
     learner_box = []  # the PPO object, for the learning-rate schedule below
 
-    def learning_rate(_progress_remaining: float) -> float:
+    def annealed(key: str):
         # imitation calls PPO.learn once per round, so SB3's progress_remaining restarts every round; anneal over
-        # the whole run's env steps instead, as rltrain's anneal_lr does
-        if not ppo["anneal_lr"] or not learner_box:
-            return ppo["lr"]
-        return ppo["lr"] * max(0.0, 1.0 - learner_box[0].num_timesteps / total_steps)
+        # the whole run's env steps instead, as rltrain's anneal_lr and anneal_clip do
+        def schedule(_progress_remaining: float) -> float:
+            if not ppo[f"anneal_{key}"] or not learner_box:
+                return ppo[key]
+            return ppo[key] * max(0.0, 1.0 - learner_box[0].num_timesteps / total_steps)
+
+        return schedule
 
     rollout = settings["num_envs"] * ppo["rollout_steps"]
     learner = PPO(
         "MlpPolicy",
         venv,
-        learning_rate=learning_rate,
+        learning_rate=annealed("lr"),
         n_steps=ppo["rollout_steps"],
         batch_size=rollout // ppo["minibatches"],
         n_epochs=ppo["epochs"],
         gamma=ppo["gamma"],
         gae_lambda=ppo["gae_lambda"],
-        clip_range=ppo["clip"],
+        clip_range=annealed("clip"),
         clip_range_vf=ppo["clip_value"],
         ent_coef=ppo["entropy_coef"],
         vf_coef=ppo["value_coef"],

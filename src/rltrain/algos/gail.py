@@ -2,7 +2,7 @@
 states (Kostrikov et al., 2019, "Discriminator-Actor-Critic").
 
 A discriminator D(s, a) = sigmoid(g(s, a)) tells expert pairs (from the dataset) from the learner's pairs:
-    L_D = -E_expert[log D(s, a)] - E_learner[log(1 - D(s, a))]  (+ lambda * E[(||grad_x g(x^)|| - 1)^2],
+    L_D = -E_expert[w log D(s, a)] - E_learner[w log(1 - D(s, a))]  (+ lambda * E[(||grad_x g(x^)|| - 1)^2],
           x^ = eps * x_expert + (1 - eps) * x_learner, the optional gradient penalty of Gulrajani et al., 2017)
 The env reward is never used: after each rollout, before GAE, every step's reward becomes
     gail:  r(s, a) = -log(1 - D(s, a)) = softplus(g(s, a))        (always > 0)
@@ -18,6 +18,10 @@ worth sum_{k>=1} gamma^k r_abs = gamma * r_abs / (1 - gamma), added to the rewar
 s_abs from both sides: one absorbing pair per terminated episode of the dataset (expert) and per terminated step of
 the rollout (learner). An expert that ends its episodes makes s_abs look expert (ending is rewarded as much as the
 expert does it), an expert that never ends them makes it look like the learner (ending costs the rewards it forgoes).
+Each absorbing pair weighs w = gamma / (1 - gamma) in L_D (real pairs w = 1), the steps it stands for in the return:
+unweighted, D learned s_abs from its few pairs long after the real ones, and while its early guess r_abs exceeded
+the learner's real rewards, ending episodes paid gamma / (1 - gamma) times that guess (on CartPole most seeds first
+learned to fall at once, and some never left it).
 Inputs of D: observations standardized with the dataset's statistics; Discrete actions one-hot, Box actions scaled
 to [-1, 1]; and an absorbing indicator: 0 for real pairs, and s_abs is all zeros with the indicator 1.
 """
@@ -167,8 +171,8 @@ class GAIL:
         logits_expert = self.discriminator(expert).squeeze(-1)
         logits_learner = self.discriminator(learner).squeeze(-1)
         bce = nn.functional.binary_cross_entropy_with_logits
-        loss = bce(logits_expert, torch.ones_like(logits_expert)) + bce(
-            logits_learner, torch.zeros_like(logits_learner)
+        loss = bce(logits_expert, torch.ones_like(logits_expert), weight=self._pair_weights(expert)) + bce(
+            logits_learner, torch.zeros_like(logits_learner), weight=self._pair_weights(learner)
         )
         info = {}
         if self.grad_penalty > 0:
@@ -189,6 +193,10 @@ class GAIL:
                 }
             )
         return loss, info
+
+    def _pair_weights(self, inputs: torch.Tensor) -> torch.Tensor:
+        """1 for a real pair; gamma / (1 - gamma) for an absorbing pair, the steps it stands for in the return."""
+        return 1 + (self.gamma / (1 - self.gamma) - 1) * inputs[:, -1]
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """PPO on the relabelled rollout, then disc_steps discriminator steps on its pairs against expert pairs."""
