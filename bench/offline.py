@@ -64,14 +64,11 @@ def available_datasets(dataset_ids: list[str]) -> list[str]:
 
 def composed_config(overrides: list[str], dataset_id: str) -> dict:
     """The config `rltrain <overrides>` trains with (on the dataset's env preset, as the CLI picks it)."""
-    from hydra import compose, initialize_config_dir
-
     from rltrain import datasets
-    from rltrain.cli import config_dir, plain_config
+    from rltrain.cli import compose_plain, config_dir
 
     env = datasets.env_overrides(dataset_id, config_dir() / "env")
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return plain_config(compose(config_name="config", overrides=[*overrides, *env, "log.progress=false"]))
+    return compose_plain([*overrides, *env, "log.progress=false"])
 
 
 def run_one(algo: str, dataset_id: str, seed: int, updates: int, extra: list[str], train: bool = True) -> dict:

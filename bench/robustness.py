@@ -6,6 +6,8 @@ that holds on two seeds of one machine can fail elsewhere. Each (preset, kernel 
 preset exactly as `rltrain algo=... env=... seed=...` trains it (its own eval schedule, final eval of 10
 deterministic episodes). Results are appended to a JSON-lines file as runs finish, so an interrupted bench
 resumes where it stopped (and a changed preset is re-measured: each result records a hash of the config it ran).
+The imitation presets (BC, GAIL) learn from the expert datasets the imitation tests record (tests/experts.py),
+recorded once per kernel path under bench/results/runs/robustness-datasets/ (the CartPole expert is a PPO run).
 
     python bench/robustness.py                          # every preset, seeds 0-19, every kernel path here
     python bench/robustness.py --only ppo-cartpole --seeds 0 1 2 --paths default
@@ -20,6 +22,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,6 +39,14 @@ from run import CASES, ZOO  # noqa: E402
 RESULTS = HERE / "results"
 RUNS = RESULTS / "robustness.jsonl"
 TABLE = RESULTS / "robustness.md"
+# presets that learn from the imitation tests' expert datasets, recorded per kernel path (tests/experts.py)
+IMITATION = {
+    "bc-cartpole-expert": ("bc", "cartpole", "CartPole-v1", 475.0, ["dataset=test/cartpole/expert-v0"], None),
+    "bc-pendulum-expert": ("bc", "pendulum", "Pendulum-v1", -250.0, ["dataset=test/pendulum/expert-v0"], None),
+    "gail-cartpole-expert10": ("gail", "cartpole", "CartPole-v1", 475.0, ["dataset=test/cartpole/expert10-v0"], None),
+}
+PRESETS = {**CASES, **IMITATION}
+DATASETS = RESULTS / "runs" / "robustness-datasets"  # <kernel path>/minari: the expert datasets of that path
 PATHS = ("default", "avx2", "avx512")
 CPU_FLAGS = {"default": None, "avx2": "avx2", "avx512": "avx512f"}
 
@@ -51,14 +62,10 @@ def available_paths() -> list[str]:
 
 def preset_config(case: str, overrides: list[str]) -> dict:
     """The plain config the preset trains with (composed in a worker, so torch loads under its kernel path)."""
-    from hydra import compose, initialize_config_dir
+    from rltrain.cli import compose_plain
 
-    from rltrain.cli import config_dir, plain_config
-
-    algo, env, _, _, extra, _ = CASES[case]
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        composed = compose(config_name="config", overrides=[f"algo={algo}", f"env={env}", *extra, *overrides])
-    return plain_config(composed)
+    algo, env, _, _, extra, _ = PRESETS[case]
+    return compose_plain([f"algo={algo}", f"env={env}", *extra, *overrides])
 
 
 def without_unset(value):
@@ -82,8 +89,9 @@ def worker(case: str, seeds: list[int], overrides: list[str], out: Path) -> None
 
     from rltrain.trainer import Trainer
 
-    threshold = CASES[case][3]
+    threshold = PRESETS[case][3]
     path = os.environ.get("ATEN_CPU_CAPABILITY", "default")
+    os.environ["MINARI_DATASETS_PATH"] = str(DATASETS / path / "minari")
     for seed in seeds:
         config = preset_config(case, overrides)
         digest = config_hash(config)
@@ -108,6 +116,23 @@ def worker(case: str, seeds: list[int], overrides: list[str], out: Path) -> None
         with out.open("a") as f:  # one short line per append: concurrent workers do not interleave
             f.write(json.dumps(row) + "\n")
         print(f"[robustness] {case} {path} seed {seed}: {row['final_return']:.1f}", flush=True)
+
+
+def record_experts(path: str) -> None:
+    """The imitation tests' expert datasets for one kernel path, recorded once (under that path: the CartPole expert
+    is a PPO run), before any worker reads them."""
+    root = DATASETS / path
+    if (root / "recorded").exists():
+        return
+    print(f"[robustness] recording the expert datasets on the {path} path ...", flush=True)
+    shutil.rmtree(root, ignore_errors=True)
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+        "from experts import record_imitation_experts; record_imitation_experts(Path(sys.argv[2]))"
+    )
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": path, "MINARI_DATASETS_PATH": str(root / "minari")}
+    subprocess.run([sys.executable, "-c", code, str(HERE.parent / "tests"), str(root)], env=env, check=True)
+    (root / "recorded").touch()
 
 
 def load_runs() -> list[dict]:
@@ -135,6 +160,8 @@ def run_all(cases: list[str], seeds: list[int], paths: list[str], overrides: lis
     tasks = [(c, p, s) for c in cases for p in paths for s in seeds if (c, p, s) not in done]
     print(f"[robustness] {len(tasks)} runs to do ({len(done)} already measured with the current presets)")
     RESULTS.mkdir(parents=True, exist_ok=True)
+    for path in sorted({p for c, p, _ in tasks if c in IMITATION}):
+        record_experts(path)
 
     def launch(task):
         case, path, seed = task
@@ -181,7 +208,7 @@ def table(cases: list[str], overrides: list[str]) -> str:
             failing = ", ".join(f"{r['seed']} ({r['final_return']:.0f})" for r in rows if not r["reached"]) or "—"
             zoo = f"{ZOO[case][0]:g} ({ZOO[case][1]})" if case in ZOO else "—"
             lines.append(
-                f"| {case} | {CASES[case][3]:g} | {rows[0]['env_steps']} | {path} | {len(rows)} | "
+                f"| {case} | {PRESETS[case][3]:g} | {rows[0]['env_steps']} | {path} | {len(rows)} | "
                 f"{reached}/{len(rows)} = {reached / len(rows):.2f} | {min(finals):.1f} | "
                 f"{statistics.median(finals):.1f} | {statistics.fmean(finals):.1f} | {zoo} | {failing} |"
             )
@@ -190,7 +217,7 @@ def table(cases: list[str], overrides: list[str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", choices=list(CASES), help="presets to run (default: all)")
+    parser.add_argument("--only", nargs="*", choices=list(PRESETS), help="presets to run (default: all)")
     parser.add_argument("--seeds", nargs="*", type=int, default=list(range(20)))
     parser.add_argument("--paths", nargs="*", choices=PATHS, help="kernel paths (default: all this CPU has)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs at once (one torch thread each)")
@@ -204,11 +231,11 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.seeds, args.set, args.out)
         return
-    cases = args.only or list(CASES)
+    cases = args.only or list(PRESETS)
     if not args.report:
         paths = args.paths or available_paths()
         run_all(cases, args.seeds, paths, args.set, args.jobs)
-    text = table(cases if args.set else list(CASES), args.set)
+    text = table(cases if args.set else list(PRESETS), args.set)
     print(text)
     if not args.set:  # the table of the presets as shipped; a variation is only printed
         TABLE.write_text(text)

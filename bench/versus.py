@@ -98,12 +98,9 @@ def peer_args(description: str, settings_help: str, algos: list[str] | None = No
 
 def preset_config(algo: str, env: str) -> dict:
     """The plain config rltrain's tuned preset for (algo, env) trains with."""
-    from hydra import compose, initialize_config_dir
+    from rltrain.cli import compose_plain
 
-    from rltrain.cli import config_dir, plain_config
-
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return plain_config(compose(config_name="config", overrides=[f"algo={algo}", f"env={env}"]))
+    return compose_plain([f"algo={algo}", f"env={env}"])
 
 
 def fmt(value, digits=1) -> str:

@@ -41,3 +41,28 @@ def record(policy, dataset_id: str, env_id: str, episodes: int, ref_max: float |
     spaces = (env.observation_space, env.action_space)
     datasets.write(dataset_id, buffers, env.spec, *spaces, type(policy).__name__, env_id, ref_min, ref_max, False)
     env.close()
+
+
+# the imitation tests' expert datasets: id -> (env, episodes, expert); "ppo" is the PPO CartPole preset, seed 0
+IMITATION_EXPERTS = {
+    "test/cartpole/expert-v0": ("CartPole-v1", 20, "ppo"),
+    "test/cartpole/expert10-v0": ("CartPole-v1", 10, "ppo"),
+    "test/pendulum/expert-v0": ("Pendulum-v1", 50, "swing-up"),
+}
+
+
+def record_imitation_experts(work) -> None:
+    """Record IMITATION_EXPERTS into the Minari root MINARI_DATASETS_PATH names (training the CartPole expert, about
+    15 s, in `work`). The demonstrations depend on the CPU's kernel path through the PPO expert's training."""
+    from rltrain.cli import compose_plain
+    from rltrain.collect import main as collect
+    from rltrain.trainer import Trainer
+
+    run = work / "ppo-cartpole"
+    summary = Trainer(compose_plain(["algo=ppo", "env=cartpole", "seed=0", "log.progress=false"]), run).run()
+    assert summary["eval_return_mean"] >= 475.0, f"the CartPole expert ended at {summary['eval_return_mean']}"
+    for dataset_id, (env_id, episodes, expert) in IMITATION_EXPERTS.items():
+        if expert == "ppo":
+            collect([f"run={run}", f"id={dataset_id}", f"episodes={episodes}", "ref_episodes=10"])
+        else:
+            record(SwingUp(), dataset_id, env_id, episodes, ref_max=-140.0)

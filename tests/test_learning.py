@@ -19,6 +19,10 @@ kernel path, `python bench/robustness.py`):
   (SEEDS_FOR): q^8 = 0.18%. Summed over the 16 presets: 0.65%, under 1 in 100 on the kernel paths measured
   (mostly avx512; DQN, Dueling Double DQN, PPO CartPole and the Acrobot presets also on default).
   A broken algorithm still fails every seed.
+- The imitation tests (tests/test_imitation.py) use this rule and these seeds (conftest.some_seed_reaches), their
+  presets benched on the tests' own expert datasets recorded per kernel path: GAIL CartPole, BC CartPole and BC
+  Pendulum each 0 misses in 60 runs (20 seeds x default, avx2, avx512; q = 0.016), q^3 = 0.0004% each. The MPC and
+  discrete CQL tests use the rule with seeds 0 and 1; their presets are not in the robustness bench yet.
 
 The expected cost is about one run per preset (a later seed runs only when the earlier ones missed; PPO Pendulum
 about 1.8).
@@ -26,7 +30,7 @@ about 1.8).
 
 import pytest
 
-from conftest import compose_config
+from conftest import compose_config, some_seed_reaches
 from rltrain.trainer import Trainer
 
 SEEDS = (0, 1, 2)
@@ -59,15 +63,13 @@ IDS = [f"{a}-{e}" + "".join(f"-{o.split('.')[-1]}" for o in extra) for a, e, _, 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_tuned_preset_reaches_its_threshold(case, tmp_path):
     algo, env, threshold, budget, *extra = case
-    seeds = SEEDS_FOR.get(f"{algo}-{env}", SEEDS)
-    finals = {}
-    for seed in seeds:
+
+    def train(seed: int) -> dict:
         config = compose_config(f"algo={algo}", f"env={env}", f"seed={seed}", "log.progress=false", *extra)
         assert config["total_steps"] <= budget
         assert config["eval"]["episodes"] >= 10
         summary = Trainer(config, tmp_path / f"seed_{seed}").run()
         assert summary["env_steps"] <= budget
-        finals[seed] = summary["eval_return_mean"]
-        if finals[seed] >= threshold:
-            return
-    pytest.fail(f"no seed of {seeds} reached {threshold}: final eval returns {finals}")
+        return summary
+
+    some_seed_reaches(threshold, SEEDS_FOR.get(f"{algo}-{env}", SEEDS), train)

@@ -78,6 +78,14 @@ def plain_config(cfg: DictConfig) -> dict:
     return config
 
 
+def compose_plain(overrides) -> dict:
+    """The plain config `rltrain <overrides>` trains with, composed without the CLI (tests, benches, dataset builds)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return plain_config(compose(config_name="config", overrides=list(overrides)))
+
+
 def resumed_config(cfg: DictConfig) -> tuple[dict, dict]:
     """The saved config of the run being resumed (with total_steps optionally extended) and its checkpoint."""
     from rltrain import checkpoint

@@ -49,16 +49,12 @@ CARTPOLE_IDS = ("rltrain/cartpole/replay-v0",)
 
 def train(overrides: list[str], run_dir: Path, resume_from: Path | None = None, total_steps: int | None = None):
     """One rltrain run in-process (or the continuation of one, to a larger total_steps); its summary."""
-    from hydra import compose, initialize_config_dir
-
     from rltrain import checkpoint
-    from rltrain.cli import config_dir, plain_config
+    from rltrain.cli import compose_plain
     from rltrain.trainer import Trainer
 
     if resume_from is None:
-        overrides = [*overrides, "log.progress=false", "checkpoint.replay_buffer=true"]
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            config = plain_config(compose(config_name="config", overrides=overrides))
+        config = compose_plain([*overrides, "log.progress=false", "checkpoint.replay_buffer=true"])
         return Trainer(config, run_dir).run()
     payload = checkpoint.load(resume_from)
     config = payload["config"]
