@@ -157,7 +157,7 @@ def train(root: str, monkeypatch, tmp_path, *overrides: str) -> dict:
 
 
 # (algo, env, dataset, threshold, budget: gradient updates for BC, env steps for GAIL); the pass rule is
-# tests/test_learning.py's, at least one of SEEDS tried in order, for the reasons and figures given below SEEDS.
+# tests/test_learning.py's, at least one of SEEDS tried in order, and its docstring gives the measured figures.
 IMITATION = {
     "bc-cartpole-20-episodes": ("bc", "cartpole", "test/cartpole/expert-v0", 475.0, 5000),
     "bc-pendulum-50-episodes": ("bc", "pendulum", "test/pendulum/expert-v0", -250.0, 20_000),
