@@ -100,6 +100,9 @@ def worker(case: str, seeds: list[int], overrides: list[str], out: Path) -> None
         with tempfile.TemporaryDirectory() as run_dir:
             started = time.perf_counter()
             summary = Trainer(config, Path(run_dir)).run()
+        if summary["interrupted"]:  # stopped by a signal (the bench was stopped): not a result
+            print(f"[robustness] {case} {path} seed {seed}: interrupted, not recorded", flush=True)
+            return
         row = {
             "case": case,
             "path": path,
