@@ -288,18 +288,15 @@ def rltrain_overrides(case: str, dataset_id: str, seed: int, extra: list[str]) -
 
 def check_mappings(cases: list[str], dataset_ids: list[str], extra: list[str]) -> None:
     """Fail before anything trains when a case's config has a setting the bench cannot give d3rlpy."""
-    from hydra import compose, initialize_config_dir
+    from rltrain.cli import compose_plain
 
-    from rltrain.cli import config_dir, plain_config
-
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        for dataset_id in dataset_ids:
-            for case in cases:
-                config = plain_config(compose("config", overrides=rltrain_overrides(case, dataset_id, 0, extra)))
-                try:
-                    d3rlpy_settings(config, 0)
-                except Unmapped as exc:
-                    sys.exit(f"case {case}: {exc}")
+    for dataset_id in dataset_ids:
+        for case in cases:
+            config = compose_plain(rltrain_overrides(case, dataset_id, 0, extra))
+            try:
+                d3rlpy_settings(config, 0)
+            except Unmapped as exc:
+                sys.exit(f"case {case}: {exc}")
 
 
 def run_rltrain(case: str, dataset_id: str, seed: int, extra: list[str], work: Path, env: dict) -> dict:
