@@ -15,6 +15,7 @@ from rltrain.algos.reinforce import Reinforce
 from rltrain.algos.sac import SAC
 from rltrain.algos.td3 import DeterministicActorCritic
 from rltrain.algos.trpo import TRPO, conjugate_gradient
+from rltrain.errors import RltrainError
 from rltrain.networks import QNetwork
 
 NET = {"hidden": [32, 32], "activation": "tanh"}
@@ -163,6 +164,70 @@ def test_ppo_value_terms_reach_only_the_critic_and_the_policy_terms_only_the_act
     for with_value, without_value in zip(*actor_grads):
         assert (with_value is None and without_value is None) or torch.equal(with_value, without_value)
     assert any(g is not None and bool(g.abs().sum() > 0) for g in actor_grads[0])
+
+
+@pytest.mark.parametrize("algorithm", [PPO, A2C])
+def test_gsde_noise_is_linear_in_the_features_held_between_draws_and_its_log_prob_is_the_state_gaussian(algorithm):
+    """gSDE: a = mu(s) + z(s) W with one W per env, redrawn every `gsde` steps (2 here) and at each rollout's
+    start; the stored log-prob is that of N(mu(s), z(s)^2 sigma^2), and the actor's hidden layers get no gradient
+    through the std (z is detached)."""
+    torch.manual_seed(0)
+    box = gym.spaces.Box(-2, 2, (2,), np.float32)
+    agent = algorithm(BOX_OBS, box, NET, CPU, 1000, num_envs=3, rollout_steps=6, gsde=2, init_log_std=-1.0)
+    policy = agent.policy
+    assert policy.log_std.shape == (NET["hidden"][-1], 2)
+    obs = torch.randn(3, 3)
+    matrices = []
+    for _ in range(7):
+        step = policy.policy_step(obs)
+        matrices.append(policy.exploration.clone())
+        features = policy.actor[:-1](obs)
+        mean = policy.actor[-1](features)
+        # the action is the mean plus the features times this env's matrix
+        torch.testing.assert_close(step["action"], mean + torch.einsum("ef,efa->ea", features, policy.exploration))
+        std = (features.square() @ policy.log_std.exp().square() + 1e-6).sqrt()
+        torch.testing.assert_close(step["log_prob"], Normal(mean, std).log_prob(step["action"]).sum(-1))
+    same = [torch.equal(a, b) for a, b in zip(matrices, matrices[1:])]
+    # steps 0-1, 2-3, 4-5 share a draw; step 6 starts the next rollout
+    assert same == [True, False, True, False, True, False]
+    assert not torch.equal(matrices[0][0], matrices[0][1])  # each env its own matrix
+
+    # once per rollout with gsde=-1
+    policy.gsde_sample_freq, policy.rollout_step = -1, 0
+    draws = []
+    for _ in range(7):
+        policy.policy_step(obs)
+        draws.append(policy.exploration.clone())
+    assert [torch.equal(a, b) for a, b in zip(draws, draws[1:])] == [True] * 5 + [False]
+
+    # the std's gradient reaches log_std but not the actor's hidden layers
+    log_prob, entropy = policy.log_prob_and_entropy(step["obs"], step["action"])
+    entropy.sum().backward()
+    assert policy.log_std.grad is not None and policy.log_std.grad.abs().sum() > 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in policy.actor[:-1].parameters())
+
+
+def test_gsde_on_discrete_actions_is_one_clear_error():
+    with pytest.raises(RltrainError, match="algo.gsde=4 needs Box actions"):
+        PPO(BOX_OBS, gym.spaces.Discrete(2), NET, CPU, 1000, num_envs=1, gsde=4)
+
+
+def test_gsde_resumes_with_a_fresh_draw_at_the_next_rollout():
+    torch.manual_seed(0)
+    box = gym.spaces.Box(-1, 1, (1,), np.float32)
+    agent = PPO(BOX_OBS, box, NET, CPU, 1000, num_envs=2, rollout_steps=4, gsde=4)
+    obs = torch.randn(2, 3)
+    agent.policy_step(obs)
+    state = agent.state_dict()
+    resumed = PPO(BOX_OBS, box, NET, CPU, 1000, num_envs=2, rollout_steps=4, gsde=4)
+    resumed.load_state_dict(state)
+    torch.testing.assert_close(resumed.policy.log_std, agent.policy.log_std)
+    assert resumed.policy.rollout_step == 0  # the loop restarts a rollout on resume: the noise is drawn again
+    torch.manual_seed(1)
+    first = resumed.policy_step(obs)["action"]
+    torch.manual_seed(1)
+    agent.policy.rollout_step = 0
+    torch.testing.assert_close(agent.policy_step(obs)["action"], first)
 
 
 def test_td3_and_ddpg_losses_reach_only_their_own_networks():

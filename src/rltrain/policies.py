@@ -4,6 +4,14 @@ pi(a|s) is a Categorical over Discrete actions, or a diagonal Gaussian with a st
 actions; the Gaussian is unbounded, so the env gets each sample clipped to its box while the learner keeps the
 sample itself. Optional running normalization of observations and of rewards (by the std of the discounted
 return) lives here too, because the rollout and the checkpoint must see the same statistics.
+
+Generalized state-dependent exploration (gSDE, Raffin et al., 2022), for Box actions with gsde set (an int; None:
+off): the rollout's noise is a linear function of the actor's last hidden features z(s) (detached),
+    a = mu(s) + z(s) W,   W ~ N(0, sigma^2) of shape (features, action dims), one W per env,
+with W drawn again every gsde steps of a rollout (gsde <= 0: once per rollout), so exploration is smooth
+in time instead of white noise. sigma = exp(log_std) is learned per (feature, action dim); the learner sees
+    pi(a|s) = N(mu(s), diag(z(s)^2 sigma^2)),
+the distribution of a for a fresh W.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Normal
 
+from rltrain.errors import RltrainError
 from rltrain.networks import RunningNorm, mlp
 
 
@@ -30,6 +39,8 @@ class ActorCritic:
         normalize_obs: bool = False,
         normalize_reward: bool = False,
         init_log_std: float = 0.0,
+        gsde: int | None = None,
+        rollout_steps: int = 1,
     ):
         self.device, self.gamma = device, gamma
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
@@ -38,7 +49,15 @@ class ActorCritic:
         hidden, activation = list(network["hidden"]), network["activation"]
         self.actor = mlp(obs_dim, act_dim, hidden, activation, out_gain=0.01).to(device)
         self.critic = mlp(obs_dim, 1, hidden, activation, out_gain=1.0).to(device) if with_critic else None
-        self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std), device=device))
+        if gsde is not None and self.discrete:
+            raise RltrainError(f"algo.gsde={gsde} needs Box actions, but this env's are Discrete; drop algo.gsde.")
+        self.gsde = gsde is not None
+        # gSDE learns one log std per (last hidden feature, action dim); otherwise one per action dim
+        log_std_shape = (hidden[-1] if hidden else obs_dim, act_dim) if self.gsde else (act_dim,)
+        self.log_std = nn.Parameter(torch.full(log_std_shape, float(init_log_std), device=device))
+        self.gsde_sample_freq, self.rollout_steps = gsde or 0, rollout_steps
+        self.rollout_step = 0  # policy_step calls since the start of the current rollout
+        self.exploration = torch.zeros(num_envs, *log_std_shape, device=device) if self.gsde else None
         if not self.discrete:
             self.action_low = torch.as_tensor(action_space.low, device=device)
             self.action_high = torch.as_tensor(action_space.high, device=device)
@@ -58,10 +77,19 @@ class ActorCritic:
         return self.obs_norm.normalize(obs)
 
     def distribution(self, obs: torch.Tensor) -> Categorical | Normal:
-        logits_or_mean = self.actor(obs)
+        return self._distribution_and_features(obs)[0]
+
+    def _distribution_and_features(self, obs: torch.Tensor) -> tuple[Categorical | Normal, torch.Tensor]:
+        """pi(.|s) and the actor's last hidden features z(s), detached (gSDE's noise is linear in them)."""
+        features = self.actor[:-1](obs)
+        logits_or_mean = self.actor[-1](features)
         if self.discrete:
-            return Categorical(logits=logits_or_mean, validate_args=False)
-        return Normal(logits_or_mean, self.log_std.exp().expand_as(logits_or_mean), validate_args=False)
+            return Categorical(logits=logits_or_mean, validate_args=False), features
+        if not self.gsde:
+            return Normal(logits_or_mean, self.log_std.exp().expand_as(logits_or_mean), validate_args=False), features
+        features = features.detach()
+        variance = features.square() @ self.log_std.exp().square()  # Var[z W] per action dim: sum_j z_j^2 sigma_j^2
+        return Normal(logits_or_mean, (variance + 1e-6).sqrt(), validate_args=False), features
 
     def log_prob_and_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """log pi(a|s) and H(pi(.|s)) per sample (summed over the dimensions of a Box action)."""
@@ -86,8 +114,16 @@ class ActorCritic:
     def policy_step(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
         """One exploring step for a rollout: the (normalized) obs to store, action, its log-prob, V(obs)."""
         obs = self.normalized(obs, update_stats=True)
-        dist = self.distribution(obs)
-        action = dist.sample()
+        dist, features = self._distribution_and_features(obs)
+        if self.gsde:
+            step = self.rollout_step % self.rollout_steps
+            if step == 0 or (self.gsde_sample_freq > 0 and step % self.gsde_sample_freq == 0):
+                # W ~ N(0, sigma^2), one per env, held until the next draw
+                self.exploration = torch.randn_like(self.exploration) * self.log_std.exp()
+            self.rollout_step += 1
+            action = dist.mean + torch.bmm(features.unsqueeze(1), self.exploration).squeeze(1)
+        else:
+            action = dist.sample()
         log_prob = dist.log_prob(action)
         if not self.discrete:
             log_prob = log_prob.sum(-1)
@@ -134,6 +170,8 @@ class ActorCritic:
         if self.return_norm is not None:
             self.return_norm.load_state_dict(state["return_norm"])
         self.discounted_return = state["discounted_return"].to(self.device)
+        # a resumed run starts a fresh rollout, so gSDE draws its noise matrices again at the first step
+        self.rollout_step = 0
 
 
 def anneal_learning_rate(optimizer: torch.optim.Optimizer, lr: float, fraction_done: float) -> None:

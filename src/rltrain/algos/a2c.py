@@ -42,6 +42,7 @@ class A2C:
         normalize_obs: bool = False,
         normalize_reward: bool = False,
         init_log_std: float = 0.0,
+        gsde: int | None = None,
     ):
         self.policy = ActorCritic(
             observation_space,
@@ -53,6 +54,8 @@ class A2C:
             normalize_obs=normalize_obs,
             normalize_reward=normalize_reward,
             init_log_std=init_log_std,
+            gsde=gsde,
+            rollout_steps=rollout_steps,
         )
         self.params = [*self.policy.policy_parameters(), *self.policy.critic.parameters()]
         if optimizer == "rmsprop":  # the paper's choice; eps and alpha as in the common implementations

@@ -46,6 +46,7 @@ class PPO:
         normalize_obs: bool = False,
         normalize_reward: bool = False,
         init_log_std: float = 0.0,
+        gsde: int | None = None,
     ):
         self.device = device
         self.policy = ActorCritic(
@@ -58,6 +59,8 @@ class PPO:
             normalize_obs=normalize_obs,
             normalize_reward=normalize_reward,
             init_log_std=init_log_std,
+            gsde=gsde,
+            rollout_steps=rollout_steps,
         )
         self.params = [*self.policy.policy_parameters(), *self.policy.critic.parameters()]
         self.optimizer = adam(self.params, lr)
