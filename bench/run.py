@@ -37,6 +37,15 @@ CASES = {
     "ppo-acrobot": ("ppo", "acrobot", "Acrobot-v1", -100.0, [], "PPO"),
     "a2c-acrobot": ("a2c", "acrobot", "Acrobot-v1", -100.0, [], "A2C"),
     "dqn-acrobot": ("dqn", "acrobot", "Acrobot-v1", -100.0, [], "DQN"),
+    # the env's reward_threshold, at the zoo's budget
+    "ppo-mountaincar-continuous": (
+        "ppo",
+        "mountaincar_continuous",
+        "MountainCarContinuous-v0",
+        90.0,
+        [],
+        "PPO",
+    ),
     # no SB3 counterpart with RL Zoo settings: rltrain's own figures
     "reinforce-cartpole": ("reinforce", "cartpole", "CartPole-v1", 450.0, [], None),
     "c51-cartpole": ("c51", "cartpole", "CartPole-v1", 475.0, [], None),
@@ -66,6 +75,7 @@ ZOO = {
     "ppo-acrobot": (-73.5, "1e6"),
     "a2c-acrobot": (-83.4, "5e5"),
     "dqn-acrobot": (-76.6, "1e5"),
+    "ppo-mountaincar-continuous": (88.3, "2e4"),
 }
 
 

@@ -19,6 +19,9 @@ kernel path, `python bench/robustness.py`):
   0.33%, under 1 in 100 on the kernel paths measured (mostly avx512; DQN, Dueling Double DQN, PPO CartPole, C51,
   DDPG, TRPO CartPole and Pendulum, DQN Pendulum and PPO Acrobot also on default, PPO Pendulum on all three, the
   other Acrobot presets on 3 default seeds). A broken algorithm still fails every seed.
+- PPO MountainCarContinuous misses on 8 of 20 avx512 seeds (q = 9/22 = 0.41: some seeds never reach the goal or
+  lose it late in training), so it gets seeds 0-7 (SEEDS_FOR): q^8 = 0.08%, about 1.7 runs on average. With it the
+  sum is 0.41%.
 - The imitation tests (tests/test_imitation.py) use this rule and these seeds (conftest.some_seed_reaches), their
   presets benched on the tests' own expert datasets recorded per kernel path: GAIL CartPole, BC CartPole and BC
   Pendulum each 0 misses in 60 runs (20 seeds x default, avx2, avx512; q = 0.016), q^3 = 0.0004% each. The MPC and
@@ -33,6 +36,8 @@ from conftest import compose_config, some_seed_reaches
 from rltrain.trainer import Trainer
 
 SEEDS = (0, 1, 2)
+# a preset that misses on many seeds gets more tries, so that a correct build still passes (see the docstring)
+SEEDS_FOR = {"ppo-mountaincar_continuous": tuple(range(8))}
 
 # (algo, env, threshold, budget in env steps the preset must stay within, extra overrides)
 CASES = [
@@ -52,6 +57,7 @@ CASES = [
     ("ppo", "acrobot", -100.0, 200_000),
     ("a2c", "acrobot", -100.0, 300_000),
     ("dqn", "acrobot", -100.0, 50_000),
+    ("ppo", "mountaincar_continuous", 90.0, 20_000),
 ]
 IDS = [f"{a}-{e}" + "".join(f"-{o.split('.')[-1]}" for o in extra) for a, e, _, _, *extra in CASES]
 
@@ -69,4 +75,4 @@ def test_tuned_preset_reaches_its_threshold(case, tmp_path):
         assert summary["env_steps"] <= budget
         return summary
 
-    some_seed_reaches(threshold, SEEDS, train)
+    some_seed_reaches(threshold, SEEDS_FOR.get(f"{algo}-{env}", SEEDS), train)
