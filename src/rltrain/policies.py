@@ -80,7 +80,8 @@ class ActorCritic:
         return self._distribution_and_features(obs)[0]
 
     def _distribution_and_features(self, obs: torch.Tensor) -> tuple[Categorical | Normal, torch.Tensor]:
-        """pi(.|s) and the actor's last hidden features z(s), detached (gSDE's noise is linear in them)."""
+        """pi(.|s) and the actor's last hidden features z(s) (detached under gSDE: its noise is linear in them, and
+        the std's gradient must not reach the features)."""
         features = self.actor[:-1](obs)
         logits_or_mean = self.actor[-1](features)
         if self.discrete:
@@ -105,7 +106,7 @@ class ActorCritic:
     @torch.no_grad()
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
         obs = self.normalized(obs)
-        if explore:
+        if explore:  # a fresh draw from pi(a|s) (under gSDE too: only rollouts hold a noise matrix)
             return self.to_env(self.distribution(obs).sample())
         logits_or_mean = self.actor(obs)
         return logits_or_mean.argmax(-1) if self.discrete else self.to_env(logits_or_mean)
