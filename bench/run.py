@@ -46,6 +46,8 @@ CASES = {
         [],
         "PPO",
     ),
+    # the zoo's DQN return at its budget, 1e5 env steps (box2d extra)
+    "dqn-lunarlander": ("dqn", "lunarlander", "LunarLander-v3", 155.0, [], "DQN"),
     # no SB3 counterpart with RL Zoo settings: rltrain's own figures
     "reinforce-cartpole": ("reinforce", "cartpole", "CartPole-v1", 450.0, [], None),
     "c51-cartpole": ("c51", "cartpole", "CartPole-v1", 475.0, [], None),
@@ -76,6 +78,7 @@ ZOO = {
     "a2c-acrobot": (-83.4, "5e5"),
     "dqn-acrobot": (-76.6, "1e5"),
     "ppo-mountaincar-continuous": (88.3, "2e4"),
+    "dqn-lunarlander": (154.4, "1e5"),
 }
 
 
