@@ -48,6 +48,8 @@ CASES = {
     ),
     # the zoo's DQN return at its budget, 1e5 env steps (box2d extra)
     "dqn-lunarlander": ("dqn", "lunarlander", "LunarLander-v3", 155.0, [], "DQN"),
+    # LunarLander-v3's reward_threshold, at the zoo's budget (1e6 env steps)
+    "ppo-lunarlander": ("ppo", "lunarlander", "LunarLander-v3", 200.0, [], "PPO"),
     # no SB3 counterpart with RL Zoo settings: rltrain's own figures
     "reinforce-cartpole": ("reinforce", "cartpole", "CartPole-v1", 450.0, [], None),
     "c51-cartpole": ("c51", "cartpole", "CartPole-v1", 475.0, [], None),
@@ -79,6 +81,7 @@ ZOO = {
     "dqn-acrobot": (-76.6, "1e5"),
     "ppo-mountaincar-continuous": (88.3, "2e4"),
     "dqn-lunarlander": (154.4, "1e5"),
+    "ppo-lunarlander": (242.1, "1e6"),
 }
 
 
