@@ -50,6 +50,15 @@ CASES = {
     "dqn-lunarlander": ("dqn", "lunarlander", "LunarLander-v3", 155.0, [], "DQN"),
     # LunarLander-v3's reward_threshold, at the zoo's budget (1e6 env steps)
     "ppo-lunarlander": ("ppo", "lunarlander", "LunarLander-v3", 200.0, [], "PPO"),
+    # LunarLanderContinuous-v3's reward_threshold, at the zoo's budget (1e6 env steps)
+    "ppo-lunarlander-continuous": (
+        "ppo",
+        "lunarlander_continuous",
+        "LunarLanderContinuous-v3",
+        200.0,
+        [],
+        "PPO",
+    ),
     # no SB3 counterpart with RL Zoo settings: rltrain's own figures
     "reinforce-cartpole": ("reinforce", "cartpole", "CartPole-v1", 450.0, [], None),
     "c51-cartpole": ("c51", "cartpole", "CartPole-v1", 475.0, [], None),
@@ -82,6 +91,7 @@ ZOO = {
     "ppo-mountaincar-continuous": (88.3, "2e4"),
     "dqn-lunarlander": (154.4, "1e5"),
     "ppo-lunarlander": (242.1, "1e6"),
+    "ppo-lunarlander-continuous": (270.9, "1e6"),
 }
 
 

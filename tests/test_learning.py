@@ -23,8 +23,9 @@ kernel path, `python bench/robustness.py`):
   seeds never reach the goal or lose it late in training), so it gets seeds 0-7 (SEEDS_FOR): q^8 = 0.03%, about
   1.6 runs on average. With it the sum is 0.37%.
 - DQN LunarLander misses on 1 of 12 runs (avx512 seeds 0-11, seed 11 at 140 against the threshold of 155, the
-  zoo's return; q = 2/14 = 0.14): q^3 = 0.29%; PPO LunarLander 0 of 8 (avx512 seeds 0-7; q = 1/10): q^3 = 0.1%.
-  The sum over every preset: 0.76%. These two take 3-4 minutes a run on one core, the longest of these tests.
+  zoo's return; q = 2/14 = 0.14): q^3 = 0.29%; PPO LunarLander and PPO LunarLanderContinuous 0 of 8 each (avx512
+  seeds 0-7; q = 1/10): q^3 = 0.1% each. The sum over every preset: 0.86%. These three take 3-4 minutes a run on
+  one core, the longest of these tests.
 - The imitation tests (tests/test_imitation.py) use this rule and these seeds (conftest.some_seed_reaches), their
   presets benched on the tests' own expert datasets recorded per kernel path: GAIL CartPole, BC CartPole and BC
   Pendulum each 0 misses in 60 runs (20 seeds x default, avx2, avx512; q = 0.016), q^3 = 0.0004% each. The MPC and
@@ -63,6 +64,7 @@ CASES = [
     ("ppo", "mountaincar_continuous", 90.0, 20_000),
     ("dqn", "lunarlander", 155.0, 100_000),
     ("ppo", "lunarlander", 200.0, 1_000_000),
+    ("ppo", "lunarlander_continuous", 200.0, 1_000_000),
 ]
 IDS = [f"{a}-{e}" + "".join(f"-{o.split('.')[-1]}" for o in extra) for a, e, _, _, *extra in CASES]
 
