@@ -46,6 +46,15 @@ CASES = {
         [],
         "PPO",
     ),
+    # the env's reward_threshold, within 5e4 env steps (the zoo's budget: 3e5)
+    "td3-mountaincar-continuous": (
+        "td3",
+        "mountaincar_continuous",
+        "MountainCarContinuous-v0",
+        90.0,
+        [],
+        "TD3",
+    ),
     # the zoo's DQN return at its budget, 1e5 env steps (box2d extra)
     "dqn-lunarlander": ("dqn", "lunarlander", "LunarLander-v3", 155.0, [], "DQN"),
     # LunarLander-v3's reward_threshold, at the zoo's budget (1e6 env steps)
@@ -89,6 +98,7 @@ ZOO = {
     "a2c-acrobot": (-83.4, "5e5"),
     "dqn-acrobot": (-76.6, "1e5"),
     "ppo-mountaincar-continuous": (88.3, "2e4"),
+    "td3-mountaincar-continuous": (93.5, "3e5"),
     "dqn-lunarlander": (154.4, "1e5"),
     "ppo-lunarlander": (242.1, "1e6"),
     "ppo-lunarlander-continuous": (270.9, "1e6"),
