@@ -86,3 +86,20 @@ def offline_datasets(tmp_path_factory) -> str:
                     os.environ["MINARI_DATASETS_PATH"] = previous
             (root / "built").write_text(json.dumps(summary, default=str))
     return str(root / "minari")
+
+
+# Tests that take 3 minutes or more on one core (`make test` prints the slowest; the CQL one builds the offline
+# datasets too). They start first, so that the xdist workers do not end with one of them running a long test while
+# the other waits.
+LONGEST = ("lunarlander", "test_pendulum_medium_replay_beats_bc[cql]")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest tests first, then the other slow ones, then the rest (a stable sort: file order within each)."""
+
+    def rank(item) -> int:
+        if not item.get_closest_marker("slow"):
+            return 2
+        return 0 if any(name in item.nodeid for name in LONGEST) else 1
+
+    items.sort(key=rank)

@@ -22,10 +22,11 @@ kernel path, `python bench/robustness.py`):
 - PPO MountainCarContinuous misses on 3 of 40 runs (seeds 0-19 x default, avx512; q = 4/42 = 0.095: one seed
   never finds the goal, one loses it late in training); it keeps seeds 0-7 (SEEDS_FOR) from the time it missed on
   a third of its runs: q^8 < 0.0001%, about 1.1 runs on average. With it the sum is still 0.18%.
-- DQN LunarLander misses on 1 of 12 runs (avx512 seeds 0-11, seed 11 at 140 against the threshold of 155, the
-  zoo's return; q = 2/14 = 0.14): q^3 = 0.29%; PPO LunarLander and PPO LunarLanderContinuous 0 of 8 each (avx512
-  seeds 0-7; q = 1/10): q^3 = 0.1% each. The sum over every preset: 0.67%. These three take 3-4 minutes a run on
-  one core, the longest of these tests.
+- PPO LunarLander misses on 0 of 8 runs (avx512 seeds 0-7; q = 1/10): q^3 = 0.1%. The sum over every preset here:
+  0.28%. It takes 3-4 minutes a run on one core, the longest of these tests. DQN LunarLander (1 miss in 12 runs,
+  about 5 minutes a run) and PPO LunarLanderContinuous (0 in 8, about 4 minutes) are checked by the robustness
+  bench (`make robustness ARGS="--only dqn-lunarlander ppo-lunarlander-continuous"`), not here: with them the suite
+  ran past the 30 minutes CI has on 2 cores.
 - The imitation tests (tests/test_imitation.py) use this rule and these seeds (conftest.some_seed_reaches), their
   presets benched on the tests' own expert datasets recorded per kernel path: GAIL CartPole, BC CartPole and BC
   Pendulum each 0 misses in 60 runs (20 seeds x default, avx2, avx512; q = 0.016), q^3 = 0.0004% each. The MPC and
@@ -62,9 +63,7 @@ CASES = [
     ("a2c", "acrobot", -100.0, 300_000),
     ("dqn", "acrobot", -100.0, 50_000),
     ("ppo", "mountaincar_continuous", 90.0, 40_000),
-    ("dqn", "lunarlander", 155.0, 100_000),
     ("ppo", "lunarlander", 200.0, 1_000_000),
-    ("ppo", "lunarlander_continuous", 200.0, 1_000_000),
 ]
 IDS = [f"{a}-{e}" + "".join(f"-{o.split('.')[-1]}" for o in extra) for a, e, _, _, *extra in CASES]
 
