@@ -33,7 +33,7 @@ eval: install  ## make eval ARGS="run=outputs/ppo-cartpole/<run> episodes=20 vid
 	$(VENV)/bin/rltrain-eval $(ARGS)
 
 test: install  ## the whole suite, learning tests included, one test process per core
-	$(PY) -m pytest -q -n auto --durations=15
+	$(PY) -m pytest -q -n auto --maxschedchunk=1 --durations=15
 
 test-fast: install  ## everything but the learning tests
 	$(PY) -m pytest -q -n auto -m "not slow"

@@ -89,8 +89,8 @@ def offline_datasets(tmp_path_factory) -> str:
 
 
 # Tests that take 3 minutes or more on one core (`make test` prints the slowest; the CQL one builds the offline
-# datasets too). They start first, so that the xdist workers do not end with one of them running a long test while
-# the other waits.
+# datasets too). They start first, and `make test` hands tests to the xdist workers one at a time
+# (--maxschedchunk=1), so that the workers do not end with one of them running a long test while the other waits.
 LONGEST = ("lunarlander", "test_pendulum_medium_replay_beats_bc[cql]")
 
 
