@@ -7,7 +7,9 @@ a large ensemble is a lower confidence bound of Q, low where the critics disagre
 EDAC adds the ensemble similarity ES (eta > 0), so that far fewer critics suffice: it pushes apart the directions
 in which the critics' values change with the action, at the dataset's (s, a),
     ES(s, a) = 1 / (N - 1) * sum_{i != j} cos(grad_a Q_i(s, a), grad_a Q_j(s, a)),
-which makes the ensemble disagree, and the minimum fall, as soon as an action leaves the data.
+which makes the ensemble disagree, and the minimum fall, as soon as an action leaves the data. With a 1-dimensional
+action (Pendulum) each direction is +1 or -1, so ES has no gradient and EDAC trains exactly as SAC-N: there only
+the number of critics makes it pessimistic.
 Actor and temperature: SAC's,  L_pi = E[alpha log pi(a~|s) - min_i Q_i(s, a~)].
 Observations are standardized with the dataset's mean and std.
 """
