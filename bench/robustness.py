@@ -8,6 +8,7 @@ deterministic episodes). Results are appended to a JSON-lines file as runs finis
 resumes where it stopped (and a changed preset is re-measured: each result records a hash of the config it ran).
 The imitation presets (BC, GAIL) learn from the expert datasets the imitation tests record (tests/experts.py),
 recorded once per kernel path under bench/results/runs/robustness-datasets/ (the CartPole expert is a PPO run).
+MPC on Pendulum (planning with a learned model; no SB3 counterpart, so not in the speed bench) is benched here too.
 
     python bench/robustness.py                          # every preset, seeds 0-19, every kernel path here
     python bench/robustness.py --only ppo-cartpole --seeds 0 1 2 --paths default
@@ -45,7 +46,9 @@ IMITATION = {
     "bc-pendulum-expert": ("bc", "pendulum", "Pendulum-v1", -250.0, ["dataset=test/pendulum/expert-v0"], None),
     "gail-cartpole-expert10": ("gail", "cartpole", "CartPole-v1", 475.0, ["dataset=test/cartpole/expert10-v0"], None),
 }
-PRESETS = {**CASES, **IMITATION}
+# model-based: no SB3 counterpart, so not in the speed bench's CASES (tests/test_mpc.py's threshold and budget)
+PLANNING = {"mpc-pendulum": ("mpc", "pendulum", "Pendulum-v1", -300.0, [], None)}
+PRESETS = {**CASES, **IMITATION, **PLANNING}
 DATASETS = RESULTS / "runs" / "robustness-datasets"  # <kernel path>/minari: the expert datasets of that path
 PATHS = ("default", "avx2", "avx512")
 CPU_FLAGS = {"default": None, "avx2": "avx2", "avx512": "avx512f"}

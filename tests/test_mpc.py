@@ -114,11 +114,12 @@ def test_discrete_actions_are_one_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_pendulum_reaches_minus_300_within_5000_steps(tmp_path):
-    """The pass rule of tests/test_learning.py: at least one of seeds 0, 1."""
+    """The pass rule of tests/test_learning.py: at least one of seeds 0, 1, 2 (0 misses in 10 benched runs, seeds
+    0-4 on the default and avx512 kernel paths: q = 1/12, q^3 = 0.06%)."""
 
     def train(seed: int) -> dict:
         config = compose_config("algo=mpc", "env=pendulum", f"seed={seed}", "log.progress=false")
         assert config["total_steps"] <= 5000 and config["eval"]["episodes"] >= 10
         return Trainer(config, tmp_path / f"seed_{seed}").run()
 
-    some_seed_reaches(-300.0, (0, 1), train)
+    some_seed_reaches(-300.0, (0, 1, 2), train)
