@@ -212,22 +212,41 @@ def test_gsde_on_discrete_actions_is_one_clear_error():
         PPO(BOX_OBS, gym.spaces.Discrete(2), NET, CPU, 1000, num_envs=1, gsde=4)
 
 
-def test_gsde_resumes_with_a_fresh_draw_at_the_next_rollout():
+def test_gsde_above_the_rollout_length_holds_the_noise_across_rollouts_scaled_by_the_current_std():
     torch.manual_seed(0)
     box = gym.spaces.Box(-1, 1, (1,), np.float32)
-    agent = PPO(BOX_OBS, box, NET, CPU, 1000, num_envs=2, rollout_steps=4, gsde=4)
+    agent = PPO(BOX_OBS, box, NET, CPU, 1000, num_envs=2, rollout_steps=4, gsde=12, init_log_std=-1.0)
+    policy, obs = agent.policy, torch.randn(2, 3)
+    eps = []
+    for step in range(13):
+        policy.policy_step(obs)
+        eps.append(policy.exploration_eps.clone())
+        torch.testing.assert_close(policy.exploration, policy.exploration_eps * policy.log_std.exp())
+        if step == 5:  # as an update between rollouts would: W = sigma * eps follows the new sigma
+            with torch.no_grad():
+                policy.log_std.add_(0.5)
+    # steps 0-11 (three rollouts) share one draw; step 12 draws again
+    assert [torch.equal(a, b) for a, b in zip(eps, eps[1:])] == [True] * 11 + [False]
+
+
+@pytest.mark.parametrize("gsde", [4, 12])
+def test_gsde_resumes_with_the_noise_it_held(gsde):
+    """A checkpoint keeps the held noise and the step count: the resumed run acts as the uninterrupted one, whether
+    the next rollout draws afresh (gsde = rollout length) or keeps holding (gsde above it)."""
+    torch.manual_seed(0)
+    box = gym.spaces.Box(-1, 1, (1,), np.float32)
+    agent = PPO(BOX_OBS, box, NET, CPU, 1000, num_envs=2, rollout_steps=4, gsde=gsde)
     obs = torch.randn(2, 3)
-    agent.policy_step(obs)
-    state = agent.state_dict()
-    resumed = PPO(BOX_OBS, box, NET, CPU, 1000, num_envs=2, rollout_steps=4, gsde=4)
-    resumed.load_state_dict(state)
+    for _ in range(4):  # one rollout, then the checkpoint
+        agent.policy_step(obs)
+    resumed = PPO(BOX_OBS, box, NET, CPU, 1000, num_envs=2, rollout_steps=4, gsde=gsde)
+    resumed.load_state_dict(agent.state_dict())
     torch.testing.assert_close(resumed.policy.log_std, agent.policy.log_std)
-    assert resumed.policy.rollout_step == 0  # the loop restarts a rollout on resume: the noise is drawn again
-    torch.manual_seed(1)
-    first = resumed.policy_step(obs)["action"]
-    torch.manual_seed(1)
-    agent.policy.rollout_step = 0
-    torch.testing.assert_close(agent.policy_step(obs)["action"], first)
+    for _ in range(3):
+        torch.manual_seed(1)
+        expected = agent.policy_step(obs)["action"]
+        torch.manual_seed(1)
+        torch.testing.assert_close(resumed.policy_step(obs)["action"], expected)
 
 
 def test_td3_and_ddpg_losses_reach_only_their_own_networks():

@@ -8,8 +8,10 @@ return) lives here too, because the rollout and the checkpoint must see the same
 Generalized state-dependent exploration (gSDE, Raffin et al., 2022), for Box actions with gsde set (an int; None:
 off): the rollout's noise is a linear function of the actor's last hidden features z(s) (detached),
     a = mu(s) + z(s) W,   W ~ N(0, sigma^2) of shape (features, action dims), one W per env,
-with W drawn again every gsde steps of a rollout (gsde <= 0: once per rollout), so exploration is smooth
-in time instead of white noise. sigma = exp(log_std) is learned per (feature, action dim); the learner sees
+with W = sigma * eps and eps ~ N(0, 1) drawn again every gsde env steps (gsde <= 0: at the start of each rollout),
+so exploration is smooth in time instead of white noise. A gsde above the rollout length holds eps across rollouts
+and updates (W follows the learned sigma), so one perturbed policy acts for that many steps. sigma = exp(log_std)
+is learned per (feature, action dim); the learner sees
     pi(a|s) = N(mu(s), diag(z(s)^2 sigma^2)),
 the distribution of a for a fresh W.
 """
@@ -56,8 +58,10 @@ class ActorCritic:
         log_std_shape = (hidden[-1] if hidden else obs_dim, act_dim) if self.gsde else (act_dim,)
         self.log_std = nn.Parameter(torch.full(log_std_shape, float(init_log_std), device=device))
         self.gsde_sample_freq, self.rollout_steps = gsde or 0, rollout_steps
-        self.rollout_step = 0  # policy_step calls since the start of the current rollout
-        self.exploration = torch.zeros(num_envs, *log_std_shape, device=device) if self.gsde else None
+        self.rollout_step = 0  # policy_step calls so far (rollouts are rollout_steps calls each)
+        # eps of the docstring, one per env (exploration = sigma * eps is W)
+        self.exploration_eps = torch.zeros(num_envs, *log_std_shape, device=device) if self.gsde else None
+        self.exploration = self.exploration_eps
         if not self.discrete:
             self.action_low = torch.as_tensor(action_space.low, device=device)
             self.action_high = torch.as_tensor(action_space.high, device=device)
@@ -117,11 +121,11 @@ class ActorCritic:
         obs = self.normalized(obs, update_stats=True)
         dist, features = self._distribution_and_features(obs)
         if self.gsde:
-            step = self.rollout_step % self.rollout_steps
-            if step == 0 or (self.gsde_sample_freq > 0 and step % self.gsde_sample_freq == 0):
-                # W ~ N(0, sigma^2), one per env, held until the next draw
-                self.exploration = torch.randn_like(self.exploration) * self.log_std.exp()
+            period = self.gsde_sample_freq if self.gsde_sample_freq > 0 else self.rollout_steps
+            if self.rollout_step % period == 0:  # eps ~ N(0, 1), one per env, held until the next draw
+                self.exploration_eps = torch.randn_like(self.exploration_eps)
             self.rollout_step += 1
+            self.exploration = self.exploration_eps * self.log_std.exp()  # W ~ N(0, sigma^2)
             action = dist.mean + torch.bmm(features.unsqueeze(1), self.exploration).squeeze(1)
         else:
             action = dist.sample()
@@ -158,6 +162,8 @@ class ActorCritic:
             "obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None,
             "return_norm": self.return_norm.state_dict() if self.return_norm is not None else None,
             "discounted_return": self.discounted_return.clone(),
+            # gSDE's held noise and step count, so a resumed run keeps the noise a longer-than-rollout hold had
+            "gsde": None if not self.gsde else {"eps": self.exploration_eps.clone(), "step": self.rollout_step},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -171,8 +177,9 @@ class ActorCritic:
         if self.return_norm is not None:
             self.return_norm.load_state_dict(state["return_norm"])
         self.discounted_return = state["discounted_return"].to(self.device)
-        # a resumed run starts a fresh rollout, so gSDE draws its noise matrices again at the first step
-        self.rollout_step = 0
+        if self.gsde and state.get("gsde") is not None:  # (checkpoints from before it was kept draw afresh)
+            self.exploration_eps = state["gsde"]["eps"].to(self.device)
+            self.rollout_step = int(state["gsde"]["step"])
 
 
 def anneal_learning_rate(optimizer: torch.optim.Optimizer, lr: float, fraction_done: float) -> None:
