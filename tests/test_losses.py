@@ -193,7 +193,7 @@ def test_gsde_noise_is_linear_in_the_features_held_between_draws_and_its_log_pro
     assert not torch.equal(matrices[0][0], matrices[0][1])  # each env its own matrix
 
     # once per rollout with gsde=-1
-    policy.gsde_sample_freq, policy.rollout_step = -1, 0
+    policy.gsde_sample_freq, policy.gsde_steps = -1, 0
     draws = []
     for _ in range(7):
         policy.policy_step(obs)

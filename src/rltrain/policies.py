@@ -58,7 +58,7 @@ class ActorCritic:
         log_std_shape = (hidden[-1] if hidden else obs_dim, act_dim) if self.gsde else (act_dim,)
         self.log_std = nn.Parameter(torch.full(log_std_shape, float(init_log_std), device=device))
         self.gsde_sample_freq, self.rollout_steps = gsde or 0, rollout_steps
-        self.rollout_step = 0  # policy_step calls so far (rollouts are rollout_steps calls each)
+        self.gsde_steps = 0  # policy_step calls so far (a rollout is rollout_steps of them)
         # eps of the docstring, one per env (exploration = sigma * eps is W)
         self.exploration_eps = torch.zeros(num_envs, *log_std_shape, device=device) if self.gsde else None
         self.exploration = self.exploration_eps
@@ -122,9 +122,9 @@ class ActorCritic:
         dist, features = self._distribution_and_features(obs)
         if self.gsde:
             period = self.gsde_sample_freq if self.gsde_sample_freq > 0 else self.rollout_steps
-            if self.rollout_step % period == 0:  # eps ~ N(0, 1), one per env, held until the next draw
+            if self.gsde_steps % period == 0:  # eps ~ N(0, 1), one per env, held until the next draw
                 self.exploration_eps = torch.randn_like(self.exploration_eps)
-            self.rollout_step += 1
+            self.gsde_steps += 1
             self.exploration = self.exploration_eps * self.log_std.exp()  # W ~ N(0, sigma^2)
             action = dist.mean + torch.bmm(features.unsqueeze(1), self.exploration).squeeze(1)
         else:
@@ -163,7 +163,7 @@ class ActorCritic:
             "return_norm": self.return_norm.state_dict() if self.return_norm is not None else None,
             "discounted_return": self.discounted_return.clone(),
             # gSDE's held noise and step count, so a resumed run keeps the noise a longer-than-rollout hold had
-            "gsde": None if not self.gsde else {"eps": self.exploration_eps.clone(), "step": self.rollout_step},
+            "gsde": None if not self.gsde else {"eps": self.exploration_eps.clone(), "step": self.gsde_steps},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -179,7 +179,7 @@ class ActorCritic:
         self.discounted_return = state["discounted_return"].to(self.device)
         if self.gsde and state.get("gsde") is not None:  # (checkpoints from before it was kept draw afresh)
             self.exploration_eps = state["gsde"]["eps"].to(self.device)
-            self.rollout_step = int(state["gsde"]["step"])
+            self.gsde_steps = int(state["gsde"]["step"])
 
 
 def anneal_learning_rate(optimizer: torch.optim.Optimizer, lr: float, fraction_done: float) -> None:
