@@ -60,6 +60,7 @@ def test_missing_and_corrupt_checkpoints_are_one_clear_error(tmp_path):
         ("reinforce", "cartpole"),
         ("dqn", "cartpole"),
         ("sac", "pendulum"),
+        ("sac", "mountaincar_continuous"),  # gSDE
         ("td3", "pendulum"),
         ("mpc", "pendulum"),
     ],

@@ -249,6 +249,63 @@ def test_gsde_resumes_with_the_noise_it_held(gsde):
         torch.testing.assert_close(resumed.policy_step(obs)["action"], expected)
 
 
+def test_sac_gsde_noise_is_linear_in_the_features_held_for_k_steps_and_the_losses_see_its_gaussian():
+    """SAC with gSDE: exploring actions are tanh(mu(s) + z(s) W) with one W = sigma * eps per env, eps held for
+    `gsde` steps (3 here; -1: train_every steps); the losses sample tanh(N(mu(s), z(s)^2 sigma^2)), whose std reaches
+    the log std matrix but not the hidden layers (z is detached)."""
+    torch.manual_seed(0)
+    box = gym.spaces.Box(-2, 2, (2,), np.float32)
+    agent = SAC(BOX_OBS, box, NET, CPU, gsde=3, gsde_init_log_std=-1.0)
+    sigma = agent.actor.gsde_log_std.exp()
+    assert agent.actor.gsde_log_std.shape == (NET["hidden"][-1], 2)
+    obs = torch.randn(2, 3)
+    draws = []
+    for _ in range(7):
+        action = agent.act(obs, explore=True)
+        draws.append(agent.exploration.eps.clone())
+        features, mean = agent.actor.features_and_mean(obs)
+        noise = torch.einsum("ef,efa->ea", features, agent.exploration.eps * sigma)
+        torch.testing.assert_close(action, 2 * torch.tanh(mean + noise))
+    assert [torch.equal(a, b) for a, b in zip(draws, draws[1:])] == [True, True, False, True, True, False]
+    assert not torch.equal(draws[0][0], draws[0][1])  # each env its own matrix
+    # the deterministic action is the mean's, clipped to +-2 before tanh
+    torch.testing.assert_close(agent.act(obs, explore=False), 2 * torch.tanh(mean))
+    assert mean.abs().max() <= 2.0
+
+    _, log_std = agent.actor(obs)
+    torch.testing.assert_close(log_std.exp(), (features.square() @ sigma.square() + 1e-6).sqrt())
+    log_std.sum().backward()
+    assert agent.actor.gsde_log_std.grad.abs().sum() > 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in agent.actor.body.parameters())
+    zero_grads(agent.actor)
+    actor_loss, _ = assert_loss_shape(agent.actor_loss(torch.randn(64, 3)))
+    actor_loss.backward()
+    assert all(grads_of(agent.actor))
+
+    per_round = SAC(BOX_OBS, box, NET, CPU, gsde=-1, train_every=4)  # -1: one draw per round of updates
+    eps = []
+    for _ in range(5):
+        per_round.act(obs, explore=True)
+        eps.append(per_round.exploration.eps.clone())
+    assert [torch.equal(a, b) for a, b in zip(eps, eps[1:])] == [True, True, True, False]
+
+
+def test_sac_gsde_resumes_with_the_noise_it_held():
+    torch.manual_seed(0)
+    box = gym.spaces.Box(-1, 1, (1,), np.float32)
+    agent = SAC(BOX_OBS, box, NET, CPU, gsde=4)
+    obs = torch.randn(2, 3)
+    for _ in range(2):  # halfway through a hold, then the checkpoint
+        agent.act(obs, explore=True)
+    resumed = SAC(BOX_OBS, box, NET, CPU, gsde=4)
+    resumed.load_state_dict(agent.state_dict())
+    for _ in range(4):  # two more steps on the held noise, then a fresh draw from the same RNG state
+        torch.manual_seed(1)
+        expected = agent.act(obs, explore=True)
+        torch.manual_seed(1)
+        torch.testing.assert_close(resumed.act(obs, explore=True), expected)
+
+
 def test_td3_and_ddpg_losses_reach_only_their_own_networks():
     torch.manual_seed(0)
     for critics, target_noise in ((2, 0.2), (1, 0.0)):

@@ -6,6 +6,14 @@ Actor:   L_pi = E[alpha * log pi(a~|s) - min_i Q_i(s, a~)],  a~ = tanh(mu + sigm
 Alpha:   L_alpha = -E[log alpha * (log pi(a~|s) + target_entropy)]
 Actions live in [-1, 1] inside the agent and are scaled to the env's box at the boundary. The offline algorithms that
 change only the critic's loss (CQL, SAC-N, EDAC) hold a SAC and hand their loss to step().
+
+gSDE (`gsde`, Raffin et al., 2022; SB3's use_sde for SAC): the std becomes a function of the actor's last hidden
+features z(s) (detached) and a learned (features, action dims) matrix of log stds,
+    sigma(s)^2 = z(s)^2 exp(2 log_std),   mu(s) clipped to [-2, 2] so that tanh keeps a gradient,
+and the exploring env steps take a = tanh(mu(s) + z(s) W), W = exp(log_std) * eps, eps ~ N(0, 1) held for `gsde`
+env steps (gsde <= 0: one round of gradient steps, train_every env steps), one eps per env. Noise correlated over
+many steps finds sparse rewards that white noise averages out. The losses above see tanh(N(mu(s), sigma(s)^2)), the
+distribution of a for a fresh W.
 """
 
 from __future__ import annotations
@@ -21,16 +29,34 @@ from torch import nn
 from rltrain.networks import QEnsemble, adam, box_center_and_half_range, mlp, soft_update
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+GSDE_MEAN_BOUND = 2.0  # SB3's clip_mean: tanh(2) = 0.96, so a mean at the bound still moves
+GSDE_INIT_LOG_STD = -3.0  # SB3's log_std_init for SAC
 
 
 class TanhGaussianActor(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], activation: str):
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden: list[int], activation: str, gsde_init_log_std: float | None = None
+    ):
         super().__init__()
-        self.body = mlp(obs_dim, 2 * act_dim, hidden, activation, orthogonal=False)
+        self.gsde = gsde_init_log_std is not None
+        # under gSDE the body gives the mean only; the std comes from its features and gsde_log_std
+        self.body = mlp(obs_dim, act_dim if self.gsde else 2 * act_dim, hidden, activation, orthogonal=False)
+        if self.gsde:
+            features = hidden[-1] if hidden else obs_dim
+            self.gsde_log_std = nn.Parameter(torch.full((features, act_dim), float(gsde_init_log_std)))
+
+    def features_and_mean(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """gSDE's z(s), detached, and mu(s) clipped to +-GSDE_MEAN_BOUND."""
+        features = self.body[:-1](obs)
+        return features.detach(), self.body[-1](features).clamp(-GSDE_MEAN_BOUND, GSDE_MEAN_BOUND)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.body(obs).chunk(2, dim=-1)
-        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        if not self.gsde:
+            mean, log_std = self.body(obs).chunk(2, dim=-1)
+            return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        features, mean = self.features_and_mean(obs)
+        variance = features.square() @ self.gsde_log_std.exp().square()  # sum_j z_j^2 sigma_j^2 per action dim
+        return mean, 0.5 * (variance + 1e-6).log()
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterized action in [-1, 1] and its log-probability (with the tanh change of variables)."""
@@ -43,6 +69,30 @@ class TanhGaussianActor(nn.Module):
         # log(1 - tanh(x)^2) written stably as 2 * (log 2 - x - softplus(-2x))
         squash = (2 * (math.log(2) - pre_tanh - nn.functional.softplus(-2 * pre_tanh))).sum(-1)
         return action, gaussian_log_prob - squash
+
+
+class HeldExploration:
+    """gSDE's exploring actions, tanh(mu(s) + z(s) W) with W = exp(log_std) * eps, eps redrawn every `every` calls
+    (and when the number of envs changes); its state goes into the agent's checkpoint so a resumed run keeps it."""
+
+    def __init__(self, actor: TanhGaussianActor, every: int):
+        self.actor, self.every = actor, every
+        self.eps = torch.zeros(0, *actor.gsde_log_std.shape, device=actor.gsde_log_std.device)
+        self.steps = 0  # exploring steps so far
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        features, mean = self.actor.features_and_mean(obs)
+        if self.steps % self.every == 0 or self.eps.shape[0] != obs.shape[0]:
+            self.eps = torch.randn(obs.shape[0], *self.actor.gsde_log_std.shape, device=obs.device)
+        self.steps += 1
+        noise = torch.bmm(features.unsqueeze(1), self.eps * self.actor.gsde_log_std.exp()).squeeze(1)
+        return torch.tanh(mean + noise)
+
+    def state_dict(self) -> dict:
+        return {"eps": self.eps.clone(), "steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.eps, self.steps = state["eps"].to(self.eps.device), int(state["steps"])
 
 
 class SAC:
@@ -71,12 +121,19 @@ class SAC:
         autotune_alpha: bool = True,
         target_entropy: float | None = None,
         critics: int = 2,
+        gsde: int | None = None,
+        gsde_init_log_std: float | None = None,
     ):
         self.device = device
         obs_dim = int(np.prod(observation_space.shape))
         act_dim = int(action_space.shape[0])
         hidden, activation = list(network["hidden"]), network["activation"]
-        self.actor = TanhGaussianActor(obs_dim, act_dim, hidden, activation).to(device)
+        if gsde is not None and gsde_init_log_std is None:
+            gsde_init_log_std = GSDE_INIT_LOG_STD
+        self.actor = TanhGaussianActor(
+            obs_dim, act_dim, hidden, activation, gsde_init_log_std if gsde is not None else None
+        ).to(device)
+        self.exploration = None if gsde is None else HeldExploration(self.actor, gsde if gsde > 0 else train_every)
         self.critics = QEnsemble(critics, obs_dim, act_dim, hidden, activation).to(device)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(init_alpha), device=device, requires_grad=True)
@@ -97,7 +154,9 @@ class SAC:
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
-        if explore:
+        if explore and self.exploration is not None:
+            action = self.exploration(obs)
+        elif explore:
             action, _ = self.actor.sample(obs)
         else:
             action = torch.tanh(self.actor(obs)[0])
@@ -169,6 +228,7 @@ class SAC:
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "alpha_optimizer": self.alpha_optimizer.state_dict(),
             "updates_done": self.updates_done,
+            "gsde": None if self.exploration is None else self.exploration.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -181,3 +241,5 @@ class SAC:
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
         self.updates_done = int(state["updates_done"])
+        if self.exploration is not None and state.get("gsde") is not None:
+            self.exploration.load_state_dict(state["gsde"])
