@@ -55,6 +55,15 @@ CASES = {
         [],
         "TD3",
     ),
+    # the env's reward_threshold, at the zoo's budget (5e4 env steps, gSDE on both sides)
+    "sac-mountaincar-continuous": (
+        "sac",
+        "mountaincar_continuous",
+        "MountainCarContinuous-v0",
+        90.0,
+        [],
+        "SAC",
+    ),
     # the zoo's DQN return at its budget, 1e5 env steps (box2d extra)
     "dqn-lunarlander": ("dqn", "lunarlander", "LunarLander-v3", 155.0, [], "DQN"),
     # LunarLander-v3's reward_threshold, at the zoo's budget (1e6 env steps)
@@ -99,6 +108,7 @@ ZOO = {
     "dqn-acrobot": (-76.6, "1e5"),
     "ppo-mountaincar-continuous": (88.3, "2e4"),
     "td3-mountaincar-continuous": (93.5, "3e5"),
+    "sac-mountaincar-continuous": (94.7, "5e4"),
     "dqn-lunarlander": (154.4, "1e5"),
     "ppo-lunarlander": (242.1, "1e6"),
     "ppo-lunarlander-continuous": (270.9, "1e6"),

@@ -9,7 +9,7 @@ change only the critic's loss (CQL, SAC-N, EDAC) hold a SAC and hand their loss 
 
 gSDE (`gsde`, Raffin et al., 2022; SB3's use_sde for SAC): the std becomes a function of the actor's last hidden
 features z(s) (detached) and a learned (features, action dims) matrix of log stds,
-    sigma(s)^2 = z(s)^2 exp(2 log_std),   mu(s) clipped to [-2, 2] so that tanh keeps a gradient,
+    sigma(s)^2 = z(s)^2 exp(2 log_std),   mu(s) clipped to [-2, 2], out of tanh's flat tails,
 and the exploring env steps take a = tanh(mu(s) + z(s) W), W = exp(log_std) * eps, eps ~ N(0, 1) held for `gsde`
 env steps (gsde <= 0: one round of gradient steps, train_every env steps), one eps per env. Noise correlated over
 many steps finds sparse rewards that white noise averages out. The losses above see tanh(N(mu(s), sigma(s)^2)), the
@@ -29,7 +29,8 @@ from torch import nn
 from rltrain.networks import QEnsemble, adam, box_center_and_half_range, mlp, soft_update
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
-GSDE_MEAN_BOUND = 2.0  # SB3's clip_mean: tanh(2) = 0.96, so a mean at the bound still moves
+# SB3's clip_mean: past tanh(2) = 0.96 the small state-dependent noise would no longer move the action
+GSDE_MEAN_BOUND = 2.0
 GSDE_INIT_LOG_STD = -3.0  # SB3's log_std_init for SAC
 
 
