@@ -8,7 +8,8 @@ deterministic episodes). Results are appended to a JSON-lines file as runs finis
 resumes where it stopped (and a changed preset is re-measured: each result records a hash of the config it ran).
 The imitation presets (BC, GAIL) learn from the expert datasets the imitation tests record (tests/experts.py),
 recorded once per kernel path under bench/results/runs/robustness-datasets/ (the CartPole expert is a PPO run).
-MPC on Pendulum (planning with a learned model; no SB3 counterpart, so not in the speed bench) is benched here too.
+MPC on Pendulum (planning with a learned model; no SB3 counterpart, so not in the speed bench) is benched here too,
+and the offline presets that the tests hold to a threshold, on the datasets of `make datasets`.
 
     python bench/robustness.py                          # every preset, seeds 0-19, every kernel path here
     python bench/robustness.py --only ppo-cartpole --seeds 0 1 2 --paths default
@@ -48,7 +49,28 @@ IMITATION = {
 }
 # model-based: no SB3 counterpart, so not in the speed bench's CASES (tests/test_mpc.py's threshold and budget)
 PLANNING = {"mpc-pendulum": ("mpc", "pendulum", "Pendulum-v1", -300.0, [], None)}
-PRESETS = {**CASES, **IMITATION, **PLANNING}
+# offline presets on the benchmark datasets of `make datasets` (built once, the same on every kernel path; the
+# training is what varies), with tests/test_offline_critics.py's thresholds
+OFFLINE = {
+    "cql-cartpole-replay": ("cql", "cartpole", "CartPole-v1", 475.0, ["dataset=rltrain/cartpole/replay-v0"], None),
+    "cql-pendulum-medium-replay": (
+        "cql",
+        "pendulum",
+        "Pendulum-v1",
+        -250.0,
+        ["dataset=rltrain/pendulum/medium-replay-v0"],
+        None,
+    ),
+    "edac-pendulum-medium-replay": (
+        "edac",
+        "pendulum",
+        "Pendulum-v1",
+        -250.0,
+        ["dataset=rltrain/pendulum/medium-replay-v0"],
+        None,
+    ),
+}
+PRESETS = {**CASES, **IMITATION, **PLANNING, **OFFLINE}
 DATASETS = RESULTS / "runs" / "robustness-datasets"  # <kernel path>/minari: the expert datasets of that path
 PATHS = ("default", "avx2", "avx512")
 CPU_FLAGS = {"default": None, "avx2": "avx2", "avx512": "avx512f"}
@@ -94,7 +116,8 @@ def worker(case: str, seeds: list[int], overrides: list[str], out: Path) -> None
 
     threshold = PRESETS[case][3]
     path = os.environ.get("ATEN_CPU_CAPABILITY", "default")
-    os.environ["MINARI_DATASETS_PATH"] = str(DATASETS / path / "minari")
+    if case in IMITATION:
+        os.environ["MINARI_DATASETS_PATH"] = str(DATASETS / path / "minari")
     for seed in seeds:
         config = preset_config(case, overrides)
         digest = config_hash(config)
@@ -141,6 +164,15 @@ def record_experts(path: str) -> None:
     (root / "recorded").touch()
 
 
+def check_offline_datasets(cases: set[str]) -> None:
+    """Stop before any run when an offline preset's dataset was not built (Minari's local layout: root/<id>)."""
+    root = Path(os.environ.get("MINARI_DATASETS_PATH", Path.home() / ".minari" / "datasets"))
+    for case in sorted(cases):
+        dataset_id = PRESETS[case][4][0].removeprefix("dataset=")
+        if not (root / dataset_id).is_dir():
+            raise SystemExit(f"{case} needs the dataset {dataset_id}, not under {root}: run `make datasets` first.")
+
+
 def load_runs() -> list[dict]:
     if not RUNS.exists():
         return []
@@ -168,6 +200,7 @@ def run_all(cases: list[str], seeds: list[int], paths: list[str], overrides: lis
     RESULTS.mkdir(parents=True, exist_ok=True)
     for path in sorted({p for c, p, _ in tasks if c in IMITATION}):
         record_experts(path)
+    check_offline_datasets({c for c, _, _ in tasks if c in OFFLINE})
 
     def launch(task):
         case, path, seed = task
