@@ -105,7 +105,7 @@ def test_presets_map_onto_d3rlpy_configs(algo):
     if algo == "bc":
         assert kwargs == {"batch_size": 256, "learning_rate": preset["lr"], "policy_type": "deterministic"}
     if algo == "cql":  # a fixed penalty weight: no optimizer for d3rlpy's alpha, which stays 1
-        assert kwargs["conservative_weight"] == preset["cql_alpha"] == 10.0
+        assert kwargs["conservative_weight"] == preset["cql_alpha"] == 3.0
         assert (kwargs["alpha_learning_rate"], kwargs["initial_alpha"], kwargs["alpha_threshold"]) == (0.0, 1.0, 0.0)
         assert kwargs["n_action_samples"] == preset["n_actions"] and kwargs["soft_q_backup"] is False
         assert kwargs["temp_learning_rate"] == preset["alpha_lr"]
