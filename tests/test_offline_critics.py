@@ -244,9 +244,9 @@ def train_offline(tmp_path, *overrides: str) -> dict:
 # What each preset must reach on medium-replay within 5e4 updates: (lowest final return, normalized points
 # above BC's preset on the same seed, the seeds tried in order until one passes, as in test_learning).
 # Measured on `make datasets` seed 0 at the presets' budgets (README, Offline RL; `make offline-table` for 1e4 updates):
-# CQL (cql_pendulum: weight 3, 5e3 updates) ended at -130.5 to -186.8 on avx512 seeds 0-9 and at -159.0 to -185.3
-# on default and avx2 seeds 0-4 (robustness bench: 20 of 20 reach -250; BC about -15 to -20 normalized, CQL about
-# 95). It tries seeds 0, 1, 2: with q = 1/22 (Laplace, 20 of 20 runs) all three fail 0.01% of runs.
+# CQL (cql_pendulum: weight 3, 5e3 updates) ended at -130.5 to -238.2 on avx512 seeds 0-19 and at -159.0 to -185.3
+# on default and avx2 seeds 0-4 (robustness bench: 30 of 30 reach -250; BC about -15 to -20 normalized, CQL about
+# 95). It tries seeds 0, 1, 2: with q = 1/32 (Laplace, 30 of 30 runs) all three fail 0.003% of runs.
 # EDAC (edac_pendulum: 10 critics, 5e3 updates; SAC-N on Pendulum's 1-D action) ended at -110.7, -234.0 and -219.1
 # on seeds 0, 1 and 2 and at -244.1 to -120.3 on seeds 3-9 (avx512: 10 of 10 reach -250, each about 100 points above
 # BC; avx2 seeds 0-4: the same returns); on the default kernel path seeds 0-4 ended at -352.3, -232.0, -218.6, -238.6, -215.7 (4 of 5). Its return
