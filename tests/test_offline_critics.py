@@ -249,9 +249,10 @@ def train_offline(tmp_path, *overrides: str) -> dict:
 # 95). It tries seeds 0, 1, 2: with q = 1/32 (Laplace, 30 of 30 runs) all three fail 0.003% of runs.
 # EDAC (edac_pendulum: 10 critics, 5e3 updates; SAC-N on Pendulum's 1-D action) ended at -110.7, -234.0 and -219.1
 # on seeds 0, 1 and 2 and at -244.1 to -120.3 on seeds 3-9 (avx512: 10 of 10 reach -250, each about 100 points above
-# BC; avx2 seeds 0-4: the same returns); on the default kernel path seeds 0-4 ended at -352.3, -232.0, -218.6, -238.6, -215.7 (4 of 5). Its return
-# peaks from 3e3 to 5e3 updates and falls after (1e4 updates: -408.3, -580.0 on seeds 0, 1), so the preset stops at
-# 5e3. It tries seeds 0, 1, 2: with q = 2/17 (Laplace, 14 of 15 runs) all three fail 0.16% of runs.
+# BC; avx2 seeds 0-4: the same returns); on the default kernel path seeds 0-4 ended at -352.3, -232.0, -218.6,
+# -238.6, -215.7 (4 of 5). Its return peaks from 3e3 to 5e3 updates and falls after (1e4 updates: -408.3, -580.0 on
+# seeds 0, 1), so the preset stops at 5e3. It tries seeds 0, 1, 2: with q = 2/22 (Laplace, 19 of 20 runs) all three
+# fail 0.08% of runs.
 REACHES = {"cql": (-250.0, 20.0, (0, 1, 2)), "edac": (-250.0, 20.0, (0, 1, 2))}
 
 
