@@ -13,7 +13,7 @@ IMITATION_SPEC ?= imitation>=1.0,<1.1
 D3RLPY_VENV ?= bench/.venvs/d3rlpy
 D3RLPY_SPEC ?= d3rlpy>=2.8,<2.9
 
-.PHONY: install run train eval test test-fast bench bench-imitation bench-d3rlpy robustness datasets offline-table tensorboard lint clean
+.PHONY: install run train eval test test-fast bench bench-devices bench-imitation bench-d3rlpy robustness datasets offline-table tensorboard lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -80,3 +80,6 @@ lint: install
 clean:
 	rm -rf outputs multirun .pytest_cache build dist src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+bench-devices: install  ## the same short training on device=cpu and device=cuda (where there is a GPU) -> bench/results/
+	$(PY) bench/devices.py $(ARGS)
