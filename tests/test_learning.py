@@ -9,7 +9,7 @@ kernel path, `python bench/robustness.py`):
 
 - per preset, q = the probability that one seed misses, estimated with Laplace's rule over its measured runs
   pooled over kernel paths, q = (misses + 1) / (runs + 2). Measured (20 seeds x default, avx2 and avx512 unless
-  said): PPO CartPole 1 miss in 58 runs (q = 0.033); TRPO CartPole 2 in 60 (q = 0.048); C51 CartPole 3 in 60
+  said): PPO CartPole 1 miss in 60 runs (q = 0.032); TRPO CartPole 2 in 60 (q = 0.048); C51 CartPole 3 in 60
   (q = 0.065); DQN Acrobot 1 in 60 (q = 0.032); PPO and A2C Acrobot, SAC, TD3, DDPG, PPO, TRPO and DQN Pendulum,
   REINFORCE, A2C, DQN and Dueling Double DQN CartPole, PPO MountainCarContinuous 0 in 60 (q = 0.016);
 - "every seed of 2" fails with probability 1 - (1 - q)^2: 3% to 13% per preset, far above 1 in 100;
