@@ -62,6 +62,9 @@ $(D3RLPY_VENV)/.installed:
 bench-d3rlpy: install $(D3RLPY_VENV)/.installed  ## BC, CQL, IQL and AWR/AWAC: rltrain vs d3rlpy on the same Pendulum datasets -> bench/results/ (make datasets first)
 	$(PY) bench/vs_d3rlpy.py --peer-python $(D3RLPY_VENV)/bin/python $(ARGS)
 
+bench-devices: install  ## the same short training on device=cpu and device=cuda (where there is a GPU) -> bench/results/
+	$(PY) bench/devices.py $(ARGS)
+
 robustness: install  ## fraction of 20 seeds reaching each preset's threshold per CPU kernel path -> bench/results/
 	$(PY) bench/robustness.py $(ARGS)
 
@@ -80,6 +83,3 @@ lint: install
 clean:
 	rm -rf outputs multirun .pytest_cache build dist src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
-
-bench-devices: install  ## the same short training on device=cpu and device=cuda (where there is a GPU) -> bench/results/
-	$(PY) bench/devices.py $(ARGS)
