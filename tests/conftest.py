@@ -103,3 +103,14 @@ def pytest_collection_modifyitems(config, items):
         return 0 if any(name in item.nodeid for name in LONGEST) else 1
 
     items.sort(key=rank)
+
+
+@pytest.fixture
+def tiny_datasets(tmp_path, monkeypatch) -> None:
+    """A one-episode random Pendulum and a three-episode random CartPole dataset under this test's Minari root."""
+    pytest.importorskip("minari")
+    from rltrain.collect import main as collect
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    collect(["id=test/pendulum/random-v0", "env=Pendulum-v1", "episodes=1", "ref_episodes=1"])
+    collect(["id=test/cartpole/random-v0", "env=CartPole-v1", "episodes=3", "ref_episodes=1"])

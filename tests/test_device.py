@@ -1,7 +1,5 @@
 """device=cpu|cuda|auto. The CUDA tests run where a GPU is present and skip cleanly elsewhere."""
 
-import os
-
 import pytest
 import torch
 
@@ -67,25 +65,6 @@ def test_cuda_checkpoint_evaluates_on_the_cpu(tmp_path):
     assert result["episodes"] == 2
 
 
-@pytest.fixture(scope="module")
-def random_datasets(tmp_path_factory):
-    """A random Pendulum and a random CartPole dataset recorded with rltrain-collect (a few seconds)."""
-    from rltrain.collect import main as collect
-
-    root = tmp_path_factory.mktemp("minari")
-    previous = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(root)
-    try:
-        collect(["id=test/pendulum/random-v0", "env=Pendulum-v1", "episodes=2", "ref_episodes=2", "ref_max=-150"])
-        collect(["id=test/cartpole/random-v0", "env=CartPole-v1", "episodes=8", "ref_episodes=2", "ref_max=500"])
-        yield str(root)
-    finally:
-        if previous is None:
-            os.environ.pop("MINARI_DATASETS_PATH", None)
-        else:
-            os.environ["MINARI_DATASETS_PATH"] = previous
-
-
 @needs_cuda
 @pytest.mark.parametrize(
     "algo,dataset",
@@ -101,15 +80,15 @@ def random_datasets(tmp_path_factory):
         ("mpc", None),
     ],
 )
-def test_dataset_and_model_based_training_runs_on_cuda(algo, dataset, random_datasets, tmp_path):
+def test_dataset_and_model_based_training_runs_on_cuda(algo, dataset, tiny_datasets, tmp_path):
     env = "cartpole" if dataset and "cartpole" in dataset else "pendulum"
     overrides = [f"algo={algo}", f"env={env}", "device=cuda"] + ([f"dataset={dataset}"] if dataset else [])
     config = tiny(compose_config(*overrides), total_steps=128)
     if "batch_size" in config["algo"]:
         config["algo"]["batch_size"] = 32
-    trainer = Trainer(config, tmp_path)
+    trainer = Trainer(config, tmp_path / "run")
     summary = trainer.run()
     assert summary["device"] == "cuda" and summary["env_steps"] >= 128
     networks = [m for m in vars(trainer.agent).values() if isinstance(m, torch.nn.Module)]
     assert networks and all(p.is_cuda for m in networks for p in m.parameters())
-    assert (tmp_path / "checkpoints" / "last.pt").is_file()
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()

@@ -190,16 +190,6 @@ def test_lagrange_weight_rises_above_the_target_gap_and_falls_below_it():
 
 
 # --- checkpoints through a run ------------------------------------------------------------------------------------
-@pytest.fixture
-def tiny_datasets(tmp_path, monkeypatch) -> None:
-    pytest.importorskip("minari")
-    from rltrain.collect import main as collect
-
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    collect(["id=test/pendulum/random-v0", "env=Pendulum-v1", "episodes=1", "ref_episodes=1"])
-    collect(["id=test/cartpole/random-v0", "env=CartPole-v1", "episodes=3", "ref_episodes=1"])
-
-
 @pytest.mark.parametrize(
     "overrides",
     [
