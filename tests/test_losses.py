@@ -290,6 +290,31 @@ def test_sac_gsde_noise_is_linear_in_the_features_held_for_k_steps_and_the_losse
     assert [torch.equal(a, b) for a, b in zip(eps, eps[1:])] == [True, True, True, False]
 
 
+def test_sac_gsde_mean_past_its_clip_is_walked_back_by_the_actor_loss():
+    """The clip of gSDE's mean to +-2 passes no gradient: a mean past it on every state would get none from the
+    critic; the penalty sum_k max(|mu_k| - 2, 0)^2 in the actor's loss (zero inside the bound) pulls it back."""
+    torch.manual_seed(0)
+    box = gym.spaces.Box(-1, 1, (1,), np.float32)
+    agent = SAC(BOX_OBS, box, NET, CPU, gsde=-1)
+    obs = torch.randn(32, 3)
+    raw = agent.actor.body(obs)
+    torch.testing.assert_close(agent.actor.mean_excess(obs), (raw.abs() - 2).clamp(min=0).square().sum(-1))
+    assert raw.abs().max() < 2 and agent.actor.mean_excess(obs).sum() == 0  # inside: no penalty
+
+    with torch.no_grad():  # push the mean past the clip everywhere: +5 on top of what it was
+        agent.actor.body[-1].bias.add_(5.0)
+    raw = agent.actor.body(obs)
+    excess = (raw - 2).mean().item()
+    assert raw.min() > 2 and agent.actor.features_and_mean(obs)[1].eq(2).all()
+    optimizer = torch.optim.SGD(agent.actor.body[-1].parameters(), lr=0.05)
+    for _ in range(20):
+        loss, _ = agent.actor_loss(obs)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert (agent.actor.body(obs) - 2).mean().item() < 0.5 * excess  # back towards the bound
+
+
 def test_sac_gsde_resumes_with_the_noise_it_held():
     torch.manual_seed(0)
     box = gym.spaces.Box(-1, 1, (1,), np.float32)

@@ -13,7 +13,9 @@ features z(s) (detached) and a learned (features, action dims) matrix of log std
 and the exploring env steps take a = tanh(mu(s) + z(s) W), W = exp(log_std) * eps, eps ~ N(0, 1) held for `gsde`
 env steps (gsde <= 0: one round of gradient steps, train_every env steps), one eps per env. Noise correlated over
 many steps finds sparse rewards that white noise averages out. The losses above see tanh(N(mu(s), sigma(s)^2)), the
-distribution of a for a fresh W.
+distribution of a for a fresh W. The clip passes no gradient, so the actor's loss gains
+    L_pi += E[sum_k max(|mu_k(s)| - 2, 0)^2]
+zero inside the bound: without it a mean pushed past the clip on every state stays there, pushing one way forever.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class TanhGaussianActor(nn.Module):
         """gSDE's z(s), detached, and mu(s) clipped to +-GSDE_MEAN_BOUND."""
         features = self.body[:-1](obs)
         return features.detach(), self.body[-1](features).clamp(-GSDE_MEAN_BOUND, GSDE_MEAN_BOUND)
+
+    def mean_excess(self, obs: torch.Tensor) -> torch.Tensor:
+        """sum_k max(|mu_k(s)| - GSDE_MEAN_BOUND, 0)^2 of the unclipped gSDE mean, which walks a mean past the clip
+        back to where the critic's gradient reaches it again."""
+        excess = (self.body(obs).abs() - GSDE_MEAN_BOUND).clamp(min=0.0)
+        return excess.square().sum(-1)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.gsde:
@@ -181,6 +189,8 @@ class SAC:
         frozen = {name: p.detach() for name, p in self.critics.named_parameters()}
         q = torch.func.functional_call(self.critics, frozen, (obs, actions)).min(0).values
         loss = (self.log_alpha.detach().exp() * log_prob - q).mean()
+        if self.actor.gsde:
+            loss = loss + self.actor.mean_excess(obs).mean()
         info = {"entropy": -log_prob.detach().mean(), "log_prob": log_prob.detach(), "q_policy": q.detach().mean()}
         return loss, info
 
