@@ -25,9 +25,9 @@ kernel path, `python bench/robustness.py`):
 - The imitation tests (tests/test_imitation.py) use this rule and these seeds (conftest.some_seed_reaches), their
   presets benched on the tests' own expert datasets recorded per kernel path: GAIL CartPole, BC CartPole and BC
   Pendulum each 0 misses in 60 runs (20 seeds x default, avx2, avx512; q = 0.016), q^3 = 0.0004% each. The MPC
-  test (tests/test_mpc.py) uses it too: MPC Pendulum 0 misses in 10 runs (seeds 0-4 x default, avx512; 3.5
-  minutes a run on avx512, 7 on default; q = 1/12), q^3 = 0.06%; with it the sum over every preset here is
-  0.21%. The discrete CQL test uses seeds 0 and 1: 0 misses in 60 runs (seeds 0-19 x default, avx2, avx512 on
+  test (tests/test_mpc.py) uses it too: MPC Pendulum 0 misses in 15 runs (seeds 0-4 on default, 0-9 on avx512;
+  3.5 minutes a run on avx512, 7 on default; q = 1/17), q^3 = 0.02%; with it the sum over every preset here is
+  0.17%. The discrete CQL test uses seeds 0 and 1: 0 misses in 60 runs (seeds 0-19 x default, avx2, avx512 on
   the CartPole replay of `make datasets`; q = 1/62), q^2 = 0.03%.
 
 The expected cost is about one run per preset (a later seed runs only when the earlier ones missed).
