@@ -2,6 +2,8 @@
 returns with truncated and terminated ends, weight clipping), gradients reaching only their own networks, actions
 inside the Box, checkpoint round trips; and (slow) what they reach on Pendulum medium-replay against BC."""
 
+import math
+
 import gymnasium as gym
 import pytest
 import torch
@@ -227,6 +229,9 @@ def test_a_resumed_run_continues_from_its_checkpoint(algo, tmp_path, monkeypatch
     assert resumed.agent.updates_done == 64
     summary = resumed.run()
     assert summary["env_steps"] == 128 and resumed.agent.updates_done == 128
+    if algo == "iql":  # the cosine stretched to the new budget: update 128 of 128 stepped at its last, small rate
+        last_rate = config["algo"]["actor_lr"] * (1 + math.cos(math.pi * 127 / 128)) / 2
+        assert resumed.agent.actor_optimizer.param_groups[0]["lr"] == pytest.approx(last_rate)
     assert summary["dataset"] == "test/pendulum/random-v0" and summary["normalized_score"] is not None
 
 

@@ -2,6 +2,7 @@
 own networks), conservatism that shows, actions inside the box, and checkpoints that act the same after loading."""
 
 import math
+import signal
 
 import gymnasium as gym
 import numpy as np
@@ -287,16 +288,26 @@ def test_discrete_cql_reaches_475_on_the_cartpole_replay(offline_datasets, monke
     ids=["cql-box", "cql-discrete", "edac"],
 )
 def test_a_resumed_run_ends_where_the_uninterrupted_run_ends(tiny_datasets, tmp_path, overrides):
-    """40 updates in one go against 20, then resume=<its last.pt> for 20 more: the same learner, bit for bit."""
+    """40 updates in one go against a run of 40 stopped after 20 (as a stop signal does), then resume=<its
+    last.pt>: the same learner, bit for bit."""
     from rltrain import checkpoint
 
     config = tiny(compose_config(*overrides, "algo.batch_size=16"), 40)
     straight = Trainer(config, tmp_path / "straight")
     straight.run()
-    half = Trainer({**config, "total_steps": 20}, tmp_path / "halves")
-    half.run()
+    half = Trainer(config, tmp_path / "halves")
+    update = half.agent.update
+
+    def update_then_stop_at_20(batch):
+        metrics = update(batch)
+        if half.step + 1 == 20:
+            half._on_stop_signal(signal.SIGTERM, None)
+        return metrics
+
+    half.agent.update = update_then_stop_at_20
+    assert half.run()["interrupted"]
     payload = checkpoint.load(tmp_path / "halves" / "checkpoints" / "last.pt")
-    payload["config"]["total_steps"] = 40
+    assert payload["step"] == 20
     resumed = Trainer(payload["config"], tmp_path / "halves", resume=payload)
     assert resumed.run()["env_steps"] == 40
     ours, theirs = resumed.agent.state_dict(), straight.agent.state_dict()

@@ -18,6 +18,8 @@ the distribution of a for a fresh W.
 
 from __future__ import annotations
 
+import math
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -186,6 +188,13 @@ def anneal_learning_rate(optimizer: torch.optim.Optimizer, lr: float, fraction_d
     """Linear decay from lr to 0 as training goes from fraction 0 to 1."""
     for group in optimizer.param_groups:
         group["lr"] = lr * max(0.0, 1.0 - fraction_done)
+
+
+def cosine_learning_rate(optimizer: torch.optim.Optimizer, lr: float, fraction_done: float) -> None:
+    """Cosine decay from lr to 0 as training goes from fraction 0 to 1 (Loshchilov and Hutter's SGDR without
+    restarts); a function of the fraction, so a run resumed with a larger total_steps stretches the same curve."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(max(fraction_done, 0.0), 1.0)))
 
 
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:

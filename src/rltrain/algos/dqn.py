@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rltrain.networks import QNetwork, adam, soft_update
+from rltrain.policies import anneal_learning_rate
 
 
 class DQN:
@@ -140,8 +141,7 @@ class QTraining:
     def step(self, loss: torch.Tensor) -> None:
         """One gradient step on `loss`, then the target network's update when it is due."""
         if self.anneal_lr:
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.lr * max(0.0, 1.0 - self.env_steps / self.total_steps)
+            anneal_learning_rate(self.optimizer, self.lr, self.env_steps / self.total_steps)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.q.parameters(), self.max_grad_norm)

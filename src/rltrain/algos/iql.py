@@ -25,6 +25,7 @@ import torch
 
 from rltrain.errors import RltrainError
 from rltrain.networks import QEnsemble, RegressionPolicy, adam, mlp, soft_update
+from rltrain.policies import cosine_learning_rate
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
@@ -78,9 +79,7 @@ class IQL:
         self.actor_optimizer = adam(self.actor.parameters(), actor_lr)
         self.critic_optimizer = adam(self.critics.parameters(), critic_lr)
         self.value_optimizer = adam(self.value.parameters(), value_lr)
-        self.actor_schedule = None
-        if cosine_actor_lr:
-            self.actor_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.actor_optimizer, max(total_steps, 1))
+        self.actor_lr, self.cosine_actor_lr, self.total_steps = actor_lr, cosine_actor_lr, max(total_steps, 1)
         self.expectile, self.beta, self.max_weight = expectile, beta, max_weight
         self.gamma, self.tau = gamma, tau
         # read by the offline loop
@@ -138,11 +137,11 @@ class IQL:
 
         advantage = value_info.pop("advantage")
         actor_loss, actor_info = self.actor_loss(batch, advantage)
+        if self.cosine_actor_lr:
+            cosine_learning_rate(self.actor_optimizer, self.actor_lr, self.updates_done / self.total_steps)
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_optimizer.step()
-        if self.actor_schedule is not None:
-            self.actor_schedule.step()
         self.updates_done += 1
 
         with torch.no_grad():  # Q of the policy's own actions, next to Q of the dataset's
@@ -169,7 +168,6 @@ class IQL:
             "actor_optimizer": self.actor_optimizer.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "value_optimizer": self.value_optimizer.state_dict(),
-            "actor_schedule": None if self.actor_schedule is None else self.actor_schedule.state_dict(),
             "updates_done": self.updates_done,
         }
 
@@ -181,6 +179,4 @@ class IQL:
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.value_optimizer.load_state_dict(state["value_optimizer"])
-        if self.actor_schedule is not None and state["actor_schedule"] is not None:
-            self.actor_schedule.load_state_dict(state["actor_schedule"])
         self.updates_done = int(state["updates_done"])
