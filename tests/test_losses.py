@@ -487,6 +487,29 @@ def test_dueling_head_is_value_plus_centered_advantage():
     torch.testing.assert_close(q(obs).mean(-1), value.squeeze(-1))
 
 
+@pytest.mark.parametrize("dueling", [False, True])
+def test_layer_norm_bounds_q_whatever_the_input_scale(dueling):
+    """With layer_norm the features feeding the output layer(s) are ReLU(LayerNorm(h)): LayerNorm's output has norm
+    exactly sqrt(width) at its initial gain 1 and bias 0 and ReLU only shrinks it, so by Cauchy-Schwarz
+    |Q(s, a)| <= sqrt(width) * |w_a| + |b_a| for any input (dueling: the same bound on V and on each A). Without it Q
+    grows with the input."""
+    torch.manual_seed(0)
+    width, actions = 16, 4
+    obs = 1e4 * torch.randn(64, 3)
+    normed = QNetwork(3, actions, [width, width], "relu", dueling=dueling, layer_norm=True)
+    plain = QNetwork(3, actions, [width, width], "relu", dueling=dueling)
+    leaves = [m for m in normed.modules() if not list(m.children())]
+    activations = [i for i, m in enumerate(leaves) if isinstance(m, torch.nn.ReLU)]
+    assert len(activations) == 2 and all(isinstance(leaves[i - 1], torch.nn.LayerNorm) for i in activations)
+    features = normed.trunk(obs) if dueling else normed.body[:-1](obs)
+    assert features.shape == (64, width) and (features.norm(dim=1) <= width**0.5 + 1e-4).all()
+    heads = [normed.value_head[0], normed.advantage_head[0]] if dueling else [normed.body[-1]]
+    bounds = [width**0.5 * head.weight.norm(dim=1) + head.bias.abs() for head in heads]
+    bound = bounds[0] + bounds[1] + bounds[1].mean() if dueling else bounds[0]  # Q = V + A - mean A
+    assert (normed(obs).abs() <= bound + 1e-3).all()
+    assert plain(obs).abs().max() > 10 * bound.max()
+
+
 def test_dueling_double_dqn_loss_trains_trunk_and_both_heads():
     torch.manual_seed(0)
     agent = DQN(BOX_OBS, gym.spaces.Discrete(3), NET, CPU, total_steps=1000, double=True, dueling=True)

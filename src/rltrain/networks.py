@@ -25,8 +25,10 @@ def mlp(
     activation: str = "tanh",
     out_gain: float = 1.0,
     orthogonal: bool = True,
+    layer_norm: bool = False,
 ) -> nn.Sequential:
-    """Linear layers with `activation` between them; orthogonal init with a chosen gain on the output layer."""
+    """Linear layers with `activation` between them; orthogonal init with a chosen gain on the output layer.
+    layer_norm=True normalizes each hidden layer's pre-activations (LayerNorm, Ba et al., 2016)."""
     act = activation_class(activation)
     sizes = [in_dim, *hidden, out_dim]
     layers: list[nn.Module] = []
@@ -38,6 +40,8 @@ def mlp(
             nn.init.zeros_(layer.bias)
         layers.append(layer)
         if i < len(sizes) - 2:
+            if layer_norm:
+                layers.append(nn.LayerNorm(b))
             layers.append(act())
     return nn.Sequential(*layers)
 
@@ -49,6 +53,8 @@ class QNetwork(nn.Module):
         Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a'),
     the mean making V and A identifiable. With a `support` of return values (C51), each action gets logits of a
     categorical distribution over the support instead of one number; forward() then returns its expectation.
+    layer_norm=True puts a LayerNorm before every hidden activation: the features feeding the output layer stay
+    bounded, which keeps bootstrapped Q estimates from running away (Ball et al., 2023; Gallici et al., 2024).
     """
 
     def __init__(
@@ -59,19 +65,23 @@ class QNetwork(nn.Module):
         activation: str,
         dueling: bool = False,
         support: torch.Tensor | None = None,
+        layer_norm: bool = False,
     ):
         super().__init__()
         self.num_actions, self.dueling = num_actions, dueling
         self.atoms = 1 if support is None else int(support.numel())
         self.register_buffer("support", support)
         if dueling:
+            last_norm = [nn.LayerNorm(hidden[-1])] if layer_norm else []
             self.trunk = nn.Sequential(
-                mlp(obs_dim, hidden[-1], hidden[:-1], activation), activation_class(activation)()
+                mlp(obs_dim, hidden[-1], hidden[:-1], activation, layer_norm=layer_norm),
+                *last_norm,
+                activation_class(activation)(),
             )
             self.value_head = mlp(hidden[-1], self.atoms, [], activation)
             self.advantage_head = mlp(hidden[-1], num_actions * self.atoms, [], activation)
         else:
-            self.body = mlp(obs_dim, num_actions * self.atoms, hidden, activation)
+            self.body = mlp(obs_dim, num_actions * self.atoms, hidden, activation, layer_norm=layer_norm)
 
     def logits(self, obs: torch.Tensor) -> torch.Tensor:
         """[batch, actions, atoms]: Q values (atoms = 1) or per-action distribution logits."""

@@ -72,6 +72,7 @@ class C51:
         eps_end: float = 0.05,
         eps_fraction: float = 0.2,
         max_grad_norm: float = 10.0,
+        layer_norm: bool = False,
     ):
         if atoms < 2 or v_min >= v_max:
             raise RltrainError(
@@ -81,7 +82,7 @@ class C51:
         obs_dim = int(np.prod(observation_space.shape))
         self.support = torch.linspace(v_min, v_max, atoms, device=device)
         hidden, activation = list(network["hidden"]), network["activation"]
-        q = QNetwork(obs_dim, int(action_space.n), hidden, activation, dueling, self.support).to(device)
+        q = QNetwork(obs_dim, int(action_space.n), hidden, activation, dueling, self.support, layer_norm).to(device)
         self.q_training = QTraining(
             q, lr, anneal_lr, total_steps, target_update_every, tau, eps_start, eps_end, eps_fraction, max_grad_norm
         )

@@ -6,6 +6,7 @@ Target:  y = r + gamma * (1 - terminated) * Q_target(s', a*)    (n_step > 1: the
          a* = argmax_a Q_online(s', a)          (Double DQN: the online net picks, the target net scores)
 Loss:    Huber(Q_online(s, a) - y), or the squared error with huber=false.
 Behaviour: epsilon-greedy, epsilon decaying linearly.
+layer_norm=true normalizes the Q network's hidden layers (networks.QNetwork), against Q estimates that diverge.
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ class DQN:
         eps_fraction: float = 0.2,
         max_grad_norm: float = 10.0,
         huber: bool = True,
+        layer_norm: bool = False,
     ):
         obs_dim = int(np.prod(observation_space.shape))
         hidden, activation = list(network["hidden"]), network["activation"]
-        q = QNetwork(obs_dim, int(action_space.n), hidden, activation, dueling).to(device)
+        q = QNetwork(obs_dim, int(action_space.n), hidden, activation, dueling, layer_norm=layer_norm).to(device)
         self.q_training = QTraining(
             q, lr, anneal_lr, total_steps, target_update_every, tau, eps_start, eps_end, eps_fraction, max_grad_norm
         )
