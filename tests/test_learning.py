@@ -18,7 +18,7 @@ kernel path, `python bench/robustness.py`):
   below: 0.05%, under 1 in 100 on every kernel path measured.
   A broken algorithm still fails every seed.
 - PPO LunarLander misses on 0 of 8 runs (avx512 seeds 0-7; q = 1/10): q^3 = 0.1%. The sum over every preset here:
-  0.15%. It takes 3-4 minutes a run on one core, the longest of these tests. DQN LunarLander (0 misses in 22 runs
+  0.15%. It takes 3-4 minutes a run on one core, the longest of these tests. DQN LunarLander (0 misses in 26 runs
   at its 1.5e5 steps, 5-7 minutes a run) and PPO LunarLanderContinuous (0 in 8, about 4 minutes) are checked by the
   robustness bench (`make robustness ARGS="--only dqn-lunarlander ppo-lunarlander-continuous"`), not here: with them
   the suite ran past the 30 minutes CI has on 2 cores.
