@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+
+from machine import cpu_name
 
 HERE = Path(__file__).resolve().parent
 MEDIUM_REPLAY = "dataset=rltrain/pendulum/medium-replay-v0"
@@ -136,7 +137,7 @@ def main() -> None:
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     header = (
         f"# CPU vs CUDA, {stamp}\n\nSame preset, same fixed budget, seed 0, one torch CPU thread; wall time of the "
-        f"training run. CPU: {platform.processor() or platform.machine()} ({os.cpu_count()} cores); GPU: {gpu}; "
+        f"training run. CPU: {cpu_name()} ({os.cpu_count()} cores); GPU: {gpu}; "
         f"torch {torch.__version__}. Produced by `python bench/devices.py` (`make bench-devices`).\n\n"
     )
     args.out.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ Floating-point rounding differs between kernel paths (and between CPUs), and RL 
 that holds on two seeds of one machine can fail elsewhere. Each (preset, kernel path, seed) is one run of the
 preset exactly as `rltrain algo=... env=... seed=...` trains it (its own eval schedule, final eval of 10
 deterministic episodes). Results are appended to a JSON-lines file as runs finish, so an interrupted bench
-resumes where it stopped (and a changed preset is re-measured: each result records a hash of the config it ran).
+resumes where it stopped (and a changed preset is re-measured: each result records a hash of the config it ran,
+and the CPU: matrix products go to MKL, whose kernels differ between CPU models whatever the kernel path).
 The imitation presets (BC, GAIL) learn from the expert datasets the imitation tests record (tests/experts.py),
 recorded once per kernel path under bench/results/runs/robustness-datasets/ (the CartPole expert is a PPO run).
 MPC on Pendulum (planning with a learned model; no SB3 counterpart, so not in the speed bench) is benched here too,
@@ -35,6 +36,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from machine import cpu_name  # noqa: E402
+
 # the presets, their thresholds and the RL Zoo's figures, shared with the speed bench
 from run import CASES, ZOO  # noqa: E402
 
@@ -133,6 +136,7 @@ def worker(case: str, seeds: list[int], overrides: list[str], out: Path) -> None
             "case": case,
             "path": path,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu": cpu_name(),
             "seed": seed,
             "config": digest,
             "final_return": summary["eval_return_mean"],
@@ -221,6 +225,15 @@ def run_all(cases: list[str], seeds: list[int], paths: list[str], overrides: lis
         list(pool.map(launch, tasks))
 
 
+def cpu_counts(runs: list[dict]) -> str:
+    """'<cpu>: <n> runs' for each CPU the runs name, most runs first (rows from before the field: 'not recorded')."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.get("cpu", "not recorded")] = counts.get(run.get("cpu", "not recorded"), 0) + 1
+    ordered = sorted(counts.items(), key=lambda item: -item[1])
+    return "; ".join(f"{cpu}: {n} run{'s' if n > 1 else ''}" for cpu, n in ordered) or "none"
+
+
 def table(cases: list[str], overrides: list[str]) -> str:
     """Per preset and kernel path: fraction of seeds at or above the threshold, min and median final return."""
     hashes = current_hashes(cases, overrides)
@@ -232,6 +245,9 @@ def table(cases: list[str], overrides: list[str]) -> str:
         "(`ATEN_CPU_CAPABILITY`), with the minimum, median and mean final return, beside the RL Zoo's published "
         "return and its budget. Produced by `python bench/robustness.py` (`make robustness`); runs in "
         "`robustness.jsonl`.",
+        "",
+        "CPUs of the runs counted (the matrix-product kernels, MKL's, differ between CPU vendors and models whatever "
+        f"the kernel path): {cpu_counts(runs)}.",
         "",
         "| preset | threshold | budget | kernel path | seeds | reached | min | median | mean | RL Zoo (budget) "
         "| failing seeds |",

@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
+
+from machine import cpu_name
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -367,7 +368,7 @@ def report(results: list[dict], args) -> str:
     lines = [
         f"# rltrain benchmark, {datetime.now():%Y-%m-%d %H:%M}",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, one torch thread per run; "
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores, one torch thread per run; "
         f"runs one at a time. Eval: 10 deterministic episodes every {args.eval_every} env steps. Wall time is the "
         "training loop (SB3: model.learn) without interpreter start-up; time to threshold is the wall time at the "
         "first evaluation at or above the threshold.",

@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import cpu_name
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -113,7 +114,7 @@ def median_ratio(ours: list[float], theirs: list[float]) -> str:
 
 def machine_sentence() -> str:
     return (
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs, so "
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores shared with other jobs, so "
         "wall times are inflated by contention: the CPU time of each child process (user + system) is the steadier "
         "figure. Every run uses one thread (OMP_NUM_THREADS=1, torch.set_num_threads(1)); runs one at a time."
     )

@@ -1,0 +1,34 @@
+"""The bookkeeping of `make robustness` (bench/robustness.py): which runs count for a preset, and which CPU they
+ran on."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import machine  # noqa: E402
+import robustness  # noqa: E402
+
+
+def test_cpu_name_reads_the_first_processors_model_and_vendor(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B45\n\n"
+        "processor\t: 1\nvendor_id\t: GenuineIntel\nmodel name\t: other\n"
+    )
+    assert machine.cpu_name(cpuinfo) == "AMD EPYC 9B45 (AuthenticAMD)"
+    assert machine.cpu_name(tmp_path / "missing")  # falls back to the platform module, never empty
+
+
+def test_a_new_option_left_null_keeps_a_presets_runs_but_a_changed_value_does_not():
+    config = {"seed": 0, "log": {"every": 1}, "algo": {"lr": 1e-3, "gamma": 0.99}, "total_steps": 1000}
+    digest = robustness.config_hash(config)
+    assert robustness.config_hash({**config, "seed": 7, "log": {"every": 50}}) == digest
+    assert robustness.config_hash({**config, "algo": {**config["algo"], "new_option": None}}) == digest
+    assert robustness.config_hash({**config, "algo": {**config["algo"], "new_option": False}}) != digest
+    assert robustness.config_hash({**config, "algo": {**config["algo"], "lr": 3e-4}}) != digest
+
+
+def test_the_tables_cpu_line_counts_runs_per_cpu_most_first():
+    runs = [{"cpu": "B"}, {"cpu": "A"}, {"cpu": "B"}, {}]
+    assert robustness.cpu_counts(runs) == "B: 2 runs; A: 1 run; not recorded: 1 run"
+    assert robustness.cpu_counts([]) == "none"
