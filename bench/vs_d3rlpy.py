@@ -46,7 +46,8 @@ normalized score equal or better at <= 0.5x d3rlpy's run wall time) is met.
   refuses value_lr != critic_lr), expectile -> expectile, beta -> weight_temp, max_weight -> max_weight, n_critics
   2, cosine_actor_lr -> actor_optim_factory=AdamFactory(lr_scheduler_factory=CosineAnnealingLRFactory(T_max=the
   number of updates)), normalize_rewards -> MultiplyRewardScaler(c) with rltrain's c = longest episode / (highest -
-  lowest episode return) of the dataset.
+  lowest episode return) of the dataset. layer_norm -> VectorEncoderFactory(use_layer_norm=True) for the critic and
+  value encoders (d3rlpy puts the LayerNorm after each hidden activation, rltrain before it).
 - AWR (algos/awr.py) -> AWACConfig: DIFFERENT ALGORITHMS (d3rlpy has no AWR; AWAC is its advantage-weighted
   counterpart). actor_lr -> actor_learning_rate, value_lr -> critic_learning_rate, beta -> lam; tau 0.005,
   n_action_samples 1 and n_critics 2 are AWAC's defaults (AWR has no target network).
@@ -201,6 +202,7 @@ def d3rlpy_settings(config: dict, seed: int) -> dict:
         "observation_scaler": bool(algo["normalize_obs"]),
         "reward_scaler": False,
         "actor_cosine_steps": None,
+        "layer_norm_encoders": [],
         "eval_episodes": int(config["eval"]["episodes"]),
         "eval_seed": int(config["seed"]) + EVAL_SEED_OFFSET,
     }
@@ -246,6 +248,7 @@ def d3rlpy_settings(config: dict, seed: int) -> dict:
         settings |= {
             "reward_scaler": bool(algo["normalize_rewards"]),
             "actor_cosine_steps": settings["updates"] if algo["cosine_actor_lr"] else None,
+            "layer_norm_encoders": ["critic_encoder_factory", "value_encoder_factory"] if algo["layer_norm"] else [],
         }
         encoders = ["actor_encoder_factory", "critic_encoder_factory", "value_encoder_factory"]
         return {**settings, "config": "IQLConfig", "encoders": encoders, "kwargs": kwargs}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 from versus import peer_args  # the benches' shared module needs only the standard library
@@ -50,8 +51,13 @@ def algorithm_config(settings: dict, data):
     from d3rlpy.preprocessing import MinMaxActionScaler, MultiplyRewardScaler, StandardObservationScaler
 
     kwargs = dict(settings["kwargs"])
+    if settings["layer_norm_encoders"] and "use_layer_norm" not in VectorEncoderFactory.__dataclass_fields__:
+        sys.exit(f"d3rlpy {d3rlpy.__version__} has no LayerNorm encoders; install d3rlpy 2.8 (make bench-d3rlpy does).")
     for name in settings["encoders"]:
-        kwargs[name] = VectorEncoderFactory(hidden_units=list(settings["hidden"]), activation=settings["activation"])
+        layer_norm = {"use_layer_norm": True} if name in settings["layer_norm_encoders"] else {}
+        kwargs[name] = VectorEncoderFactory(
+            hidden_units=list(settings["hidden"]), activation=settings["activation"], **layer_norm
+        )
     if settings["observation_scaler"]:
         kwargs["observation_scaler"] = StandardObservationScaler(mean=data["obs_mean"], std=data["obs_std"])
     kwargs["action_scaler"] = MinMaxActionScaler(minimum=data["action_low"], maximum=data["action_high"])

@@ -118,6 +118,10 @@ def test_presets_map_onto_d3rlpy_configs(algo):
         assert (kwargs["expectile"], kwargs["weight_temp"], kwargs["max_weight"]) == (0.9, 3.0, 100.0)
         assert settings["actor_cosine_steps"] == config["total_steps"] and settings["reward_scaler"] is True
         assert len(settings["encoders"]) == 3
+        normed = "critic_encoder_factory", "value_encoder_factory"
+        assert settings["layer_norm_encoders"] == (list(normed) if preset["layer_norm"] else [])
+        plain = vs_d3rlpy.d3rlpy_settings(compose_config("algo=iql", "env=pendulum", "algo.layer_norm=false"), 0)
+        assert plain["layer_norm_encoders"] == []
     if algo == "awr":
         assert kwargs["lam"] == preset["beta"] and kwargs["critic_learning_rate"] == preset["value_lr"]
     lagrange = vs_d3rlpy.d3rlpy_settings(compose_config("algo=cql", "env=pendulum", "algo.lagrange=true"), 0)

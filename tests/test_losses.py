@@ -16,7 +16,7 @@ from rltrain.algos.sac import SAC
 from rltrain.algos.td3 import DeterministicActorCritic
 from rltrain.algos.trpo import TRPO, conjugate_gradient
 from rltrain.errors import RltrainError
-from rltrain.networks import QNetwork
+from rltrain.networks import EnsembleLayerNorm, QEnsemble, QNetwork
 
 NET = {"hidden": [32, 32], "activation": "tanh"}
 CPU = torch.device("cpu")
@@ -508,6 +508,31 @@ def test_layer_norm_bounds_q_whatever_the_input_scale(dueling):
     bound = bounds[0] + bounds[1] + bounds[1].mean() if dueling else bounds[0]  # Q = V + A - mean A
     assert (normed(obs).abs() <= bound + 1e-3).all()
     assert plain(obs).abs().max() > 10 * bound.max()
+
+
+def test_ensemble_layer_norm_bounds_each_critic_and_keeps_the_members_apart():
+    """QEnsemble(layer_norm=True): each member's last features are ReLU(LayerNorm(h)), so |Q_i(s, a)| <= sqrt(width)
+    |w_i| + |b_i| for any input, as for QNetwork above; each member has its own gain, so changing member 1's moves
+    only member 1's Q."""
+    torch.manual_seed(0)
+    width, members = 16, 3
+    obs, actions = 1e4 * torch.randn(64, 3), torch.rand(64, 2) * 2 - 1
+    normed = QEnsemble(members, 3, 2, [width, width], "relu", layer_norm=True)
+    plain = QEnsemble(members, 3, 2, [width, width], "relu")
+    layers = list(normed.body)
+    activations = [i for i, m in enumerate(layers) if isinstance(m, torch.nn.ReLU)]
+    assert len(activations) == 2 and all(isinstance(layers[i - 1], EnsembleLayerNorm) for i in activations)
+    features = normed.body[:-1](torch.cat([obs, actions], -1).expand(members, -1, -1))
+    assert (features.norm(dim=-1) <= width**0.5 + 1e-4).all()
+    head = normed.body[-1]
+    bound = width**0.5 * head.weight.norm(dim=1) + head.bias.abs().squeeze(-1)  # [members, 1]
+    q = normed(obs, actions)
+    assert q.shape == (members, 64) and (q.abs() <= bound + 1e-3).all()
+    assert plain(obs, actions).abs().max() > 10 * bound.max()
+    with torch.no_grad():
+        layers[activations[-1] - 1].weight[1] *= 2.0
+    moved = normed(obs, actions)
+    assert torch.equal(moved[0], q[0]) and torch.equal(moved[2], q[2]) and not torch.allclose(moved[1], q[1])
 
 
 def test_dueling_double_dqn_loss_trains_trunk_and_both_heads():

@@ -11,6 +11,7 @@ import torch
 from rltrain import datasets
 from rltrain.algos.awr import AWR, episode_grid, lambda_returns
 from rltrain.algos.iql import IQL, expectile_loss
+from rltrain.networks import EnsembleLayerNorm
 from rltrain.trainer import Trainer
 
 NETWORK = {"hidden": [32, 32], "activation": "relu"}
@@ -97,6 +98,16 @@ def test_iql_losses_train_only_their_own_network(env):
         loss.backward()
         assert {n for n, net in nets.items() if grads(net)} == {name}
         assert not grads(agent.critics_target)
+
+
+def test_iql_layer_norm_normalizes_every_hidden_layer_of_q_and_v_only():
+    data = fake_dataset(PENDULUM)
+    for layer_norm, per_net in ((False, 0), (True, len(NETWORK["hidden"]))):
+        agent = iql(PENDULUM, data, layer_norm=layer_norm)
+        for net, norm in ((agent.critics, EnsembleLayerNorm), (agent.value, torch.nn.LayerNorm)):
+            assert sum(isinstance(m, norm) for m in net.modules()) == per_net
+        assert not any(isinstance(m, (torch.nn.LayerNorm, EnsembleLayerNorm)) for m in agent.actor.modules())
+        assert torch.isfinite(torch.stack(list(agent.update(data.sample(32)).values()))).all()
 
 
 def test_iql_weights_are_clipped_at_max_weight():

@@ -112,10 +112,25 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
-class QEnsemble(nn.Module):
-    """`members` Q(s, a) critics evaluated together; returns [members, batch]."""
+class EnsembleLayerNorm(nn.Module):
+    """LayerNorm over the last dimension with each member's own gain and shift: x [E, B, dim] -> [E, B, dim]."""
 
-    def __init__(self, members: int, obs_dim: int, act_dim: int, hidden: list[int], activation: str):
+    def __init__(self, members: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(members, 1, dim))
+        self.bias = nn.Parameter(torch.zeros(members, 1, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.layer_norm(x, x.shape[-1:]) * self.weight + self.bias
+
+
+class QEnsemble(nn.Module):
+    """`members` Q(s, a) critics evaluated together; returns [members, batch]. layer_norm=True puts a LayerNorm
+    (each member's own) before every hidden activation, as in mlp."""
+
+    def __init__(
+        self, members: int, obs_dim: int, act_dim: int, hidden: list[int], activation: str, layer_norm: bool = False
+    ):
         super().__init__()
         act = activation_class(activation)
         sizes = [obs_dim + act_dim, *hidden, 1]
@@ -123,6 +138,8 @@ class QEnsemble(nn.Module):
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(EnsembleLinear(members, a, b))
             if i < len(sizes) - 2:
+                if layer_norm:
+                    layers.append(EnsembleLayerNorm(members, b))
                 layers.append(act())
         self.body = nn.Sequential(*layers)
         self.members = members

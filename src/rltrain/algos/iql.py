@@ -14,6 +14,8 @@ lowest episode return) of the dataset, so that returns span about one unit per s
 any reward scale (Q, V and u are then in those units).
 log pi(a|s) is networks.RegressionPolicy's: Gaussian, deterministic (MSE) or categorical. Q takes the observation
 standardized with the dataset's statistics and the action scaled to [-1, 1] (one-hot for Discrete actions).
+layer_norm puts a LayerNorm before each hidden activation of Q and V (as ReBRAC's critics do): their last features
+then have a fixed norm, so neither can grow without bound on states and actions the data does not cover.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class IQL:
         policy: str = "gaussian",
         normalize_obs: bool = True,
         normalize_rewards: bool = True,
+        layer_norm: bool = False,
     ):
         if not 0 < expectile < 1:
             raise RltrainError(f"algo.expectile={expectile} must be in (0, 1).")
@@ -73,9 +76,9 @@ class IQL:
             spread = float(dataset.episode_returns.max() - dataset.episode_returns.min())
             self.reward_scale = float(dataset.episode_lengths.max()) / spread if spread > 0 else 1.0
         obs_dim = self.actor.obs_mean.shape[0]
-        self.critics = QEnsemble(2, obs_dim, self.actor.act_dim, hidden, activation).to(device)
+        self.critics = QEnsemble(2, obs_dim, self.actor.act_dim, hidden, activation, layer_norm).to(device)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
-        self.value = mlp(obs_dim, 1, hidden, activation).to(device)
+        self.value = mlp(obs_dim, 1, hidden, activation, layer_norm=layer_norm).to(device)
         self.actor_optimizer = adam(self.actor.parameters(), actor_lr)
         self.critic_optimizer = adam(self.critics.parameters(), critic_lr)
         self.value_optimizer = adam(self.value.parameters(), value_lr)
