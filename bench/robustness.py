@@ -53,11 +53,19 @@ IMITATION = {
 # model-based: no SB3 counterpart, so not in the speed bench's CASES (tests/test_mpc.py's threshold and budget)
 PLANNING = {"mpc-pendulum": ("mpc", "pendulum", "Pendulum-v1", -300.0, [], None)}
 # offline presets on the benchmark datasets of `make datasets` (built once, the same on every kernel path; the
-# training is what varies), with tests/test_offline_critics.py's thresholds
+# training is what varies), with the thresholds of tests/test_offline_critics.py and tests/test_offline.py
 OFFLINE = {
     "cql-cartpole-replay": ("cql", "cartpole", "CartPole-v1", 475.0, ["dataset=rltrain/cartpole/replay-v0"], None),
     "cql-pendulum-medium-replay": (
         "cql",
+        "pendulum",
+        "Pendulum-v1",
+        -250.0,
+        ["dataset=rltrain/pendulum/medium-replay-v0"],
+        None,
+    ),
+    "iql-pendulum-medium-replay": (
+        "iql",
         "pendulum",
         "Pendulum-v1",
         -250.0,
