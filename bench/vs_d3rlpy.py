@@ -70,10 +70,11 @@ normalized score equal or better at <= 0.5x d3rlpy's run wall time) is met.
   alpha) and -log(alpha) (log pi + target entropy) in rltrain (through log alpha, as CORL and SAC's authors), and
   d3rlpy steps the temperature before the actor's loss is computed. The actor's log-std is clamped to [-20, 2] in
   d3rlpy, [-5, 2] in rltrain.
-- IQL: d3rlpy's policy std is one state-independent parameter (a sigmoid into [-5, 2]); rltrain's comes from a
-  state-dependent head clamped to [-5, 2]. d3rlpy's actor weights exp(beta (Q_target - V)) use V after this update's
-  V step, rltrain's V before it. d3rlpy sums the two critics' squared errors where rltrain averages them (a factor
-  of 2 that Adam does not see, up to its eps).
+- IQL: the bench runs rltrain's preset with algo.policy=gaussian (its preset's policy is deterministic; d3rlpy's IQL
+  has only a Gaussian one). d3rlpy's policy std is one state-independent parameter (a sigmoid into [-5, 2]);
+  rltrain's comes from a state-dependent head clamped to [-5, 2]. d3rlpy's actor weights exp(beta (Q_target - V))
+  use V after this update's V step, rltrain's V before it. d3rlpy sums the two critics' squared errors where
+  rltrain averages them (a factor of 2 that Adam does not see, up to its eps).
 - AWR vs AWAC: rltrain's AWR regresses V on TD(lambda) returns (td_lambda 0.95) of the dataset's own episodes,
   recomputed every refresh_every updates, standardizes the advantages over the whole dataset, weights
   exp(A / beta) clipped at max_weight and fits a deterministic (MSE) policy. d3rlpy's AWAC learns twin Q by TD with
@@ -118,6 +119,8 @@ CASES = {
     "iql": ("iql", "IQLConfig"),
     "awr": ("awr", "AWACConfig"),
 }
+# settings a case changes in rltrain's preset to match what d3rlpy has (d3rlpy's IQL policy is Gaussian)
+CASE_OVERRIDES = {"iql": ["algo.policy=gaussian"]}
 DEFAULT_DATASETS = ["rltrain/pendulum/medium-replay-v0"]
 TIMES = ("run_s", "process_wall_s", "process_cpu_s")  # compared as ratios rltrain / d3rlpy of the medians
 MAPPING_AND_DIFFERENCES = __doc__[__doc__.index("## Settings, rltrain -> d3rlpy") :].strip()
@@ -285,6 +288,7 @@ def rltrain_overrides(case: str, dataset_id: str, seed: int, extra: list[str]) -
         f"seed={seed}",
         "eval.every=0",  # only the final evaluation, as on d3rlpy's side
         f"eval.episodes={EVAL_EPISODES}",
+        *CASE_OVERRIDES.get(case, []),
         *extra,
     ]
 

@@ -92,7 +92,7 @@ def test_npz_holds_the_statistics_rltrain_trains_with(dataset):
 
 @pytest.mark.parametrize("algo", ["bc", "cql", "iql", "awr"])
 def test_presets_map_onto_d3rlpy_configs(algo):
-    config = compose_config(f"algo={algo}", "env=pendulum", "seed=3")
+    config = compose_config(f"algo={algo}", "env=pendulum", "seed=3", *vs_d3rlpy.CASE_OVERRIDES.get(algo, []))
     settings = vs_d3rlpy.d3rlpy_settings(config, 3)
     kwargs, preset = settings["kwargs"], config["algo"]
     assert settings["config"] == vs_d3rlpy.CASES[algo][1]
@@ -120,7 +120,9 @@ def test_presets_map_onto_d3rlpy_configs(algo):
         assert len(settings["encoders"]) == 3
         normed = "critic_encoder_factory", "value_encoder_factory"
         assert settings["layer_norm_encoders"] == (list(normed) if preset["layer_norm"] else [])
-        plain = vs_d3rlpy.d3rlpy_settings(compose_config("algo=iql", "env=pendulum", "algo.layer_norm=false"), 0)
+        plain = vs_d3rlpy.d3rlpy_settings(
+            compose_config("algo=iql", "env=pendulum", "algo.layer_norm=false", "algo.policy=gaussian"), 0
+        )
         assert plain["layer_norm_encoders"] == []
     if algo == "awr":
         assert kwargs["lam"] == preset["beta"] and kwargs["critic_learning_rate"] == preset["value_lr"]

@@ -265,27 +265,27 @@ def train(root: str, monkeypatch, tmp_path, algo: str, seed: int) -> dict:
 
 
 # What each algorithm must reach on medium-replay: (lowest final return, normalized points above BC on the same
-# seed). The targets are IQL >= -250 within 5e4 updates and AWR >= -300; neither is reached, so the cases
-# guard what is (README, bench/results/offline_*.md); raise them when the algorithms get better.
-# Measured on `make datasets` seed 0 (medium-replay: 4,750 transitions, 38 episodes):
-# IQL (iql_pendulum, 2e4 updates) ended at -745.3 and -703.9 on seeds 0 and 1 (scores 39.8 and 43.8; BC -23.7
-# and -15.7). 5e4 updates do not lift it: -615.7 and -652.8, its evaluations from 5e3 to 5e4 updates wandering
-# between -406 and -1044 with standard deviations of 380-590 over the 10 episodes (some starts swung up, others
-# left hanging); beta 1 or 10, expectile 0.7 or 0.95, a deterministic policy, a weight clip of 20 or raw rewards
-# did no better at 2e4 updates (-1185 to -487). So IQL guards 30 points above BC (it is about 60 above).
-# AWR (awr_pendulum, 2e4 updates): one step of policy improvement over the data, V fitting the returns of the
-# behaviour policies (a learning SAC's first 4,750 steps), it picks that data's better actions but cannot stitch a
-# swing-up the data lacks; it guards 10 points above BC.
-BEATS_BC = {"iql": (-float("inf"), 30.0), "awr": (-float("inf"), 10.0)}
+# seed, the seeds tried in order until one passes). The targets are IQL >= -250 within 5e4 updates and AWR >= -300.
+# Measured on `make datasets` seed 0 (medium-replay: 4,750 transitions, 38 episodes; README, Offline RL):
+# IQL (iql_pendulum: LayerNorm Q and V, deterministic policy, 5e4 updates), robustness bench seeds 0-9: 8 of 10 on
+# avx512 (misses: seeds 4 and 7, -299.7 and -418.9) and 8 of 10 on the default path (seeds 3 and 7, -446.3 and
+# -598.3); medians -203; seeds 0 and 1 end at -160 and -196 on both paths, BC at -15 to -24 normalized, IQL about
+# 90 to 95. It tries seeds 0-3: with q = 5/22 (Laplace, 16 of 20 runs) all four fail 0.27% of runs; the
+# evaluation starts of neighbouring seeds overlap (README, the learning tests' paragraph), so that figure is
+# optimistic. Before the LayerNorm (Gaussian policy, 2e4 updates) it ended at -745.3 and -703.9 on seeds 0 and 1.
+# AWR (awr_pendulum, 2e4 updates) does not reach -300 (1e4 updates: -863.8, -944.9, -1018.6): one step of policy
+# improvement over the data, V fitting the returns of the behaviour policies (a learning SAC's first 4,750 steps),
+# it picks that data's better actions but cannot stitch a swing-up the data lacks; it guards 10 points above BC.
+BEATS_BC = {"iql": (-250.0, 20.0, (0, 1, 2, 3)), "awr": (-float("inf"), 10.0, SEEDS)}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", BEATS_BC)
 def test_beats_bc_on_pendulum_medium_replay(algo, offline_datasets, monkeypatch, tmp_path):
     """Seeds tried in order until one passes (tests/test_learning.py explains the rule)."""
-    floor, points_over_bc = BEATS_BC[algo]
+    floor, points_over_bc, seeds = BEATS_BC[algo]
     results = {}
-    for seed in SEEDS:
+    for seed in seeds:
         summary = train(offline_datasets, monkeypatch, tmp_path, algo, seed)
         assert summary["step_unit"] == "updates" and summary["env_steps"] <= 50_000
         bc_score = train(offline_datasets, monkeypatch, tmp_path, "bc", seed)["normalized_score"]
