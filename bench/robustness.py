@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -235,11 +236,8 @@ def run_all(cases: list[str], seeds: list[int], paths: list[str], overrides: lis
 
 def cpu_counts(runs: list[dict]) -> str:
     """'<cpu>: <n> runs' for each CPU the runs name, most runs first (rows from before the field: 'not recorded')."""
-    counts: dict[str, int] = {}
-    for run in runs:
-        counts[run.get("cpu", "not recorded")] = counts.get(run.get("cpu", "not recorded"), 0) + 1
-    ordered = sorted(counts.items(), key=lambda item: -item[1])
-    return "; ".join(f"{cpu}: {n} run{'s' if n > 1 else ''}" for cpu, n in ordered) or "none"
+    counts = Counter(run.get("cpu", "not recorded") for run in runs)
+    return "; ".join(f"{cpu}: {n} run{'s' if n > 1 else ''}" for cpu, n in counts.most_common()) or "none"
 
 
 def table(cases: list[str], overrides: list[str]) -> str:

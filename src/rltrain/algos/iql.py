@@ -14,8 +14,9 @@ lowest episode return) of the dataset, so that returns span about one unit per s
 any reward scale (Q, V and u are then in those units).
 log pi(a|s) is networks.RegressionPolicy's: Gaussian, deterministic (MSE) or categorical. Q takes the observation
 standardized with the dataset's statistics and the action scaled to [-1, 1] (one-hot for Discrete actions).
-layer_norm puts a LayerNorm before each hidden activation of Q and V (as ReBRAC's critics do): their last features
-then have a fixed norm, so neither can grow without bound on states and actions the data does not cover.
+layer_norm puts a LayerNorm before each hidden activation of Q and V (ReBRAC's critics have one per layer): their
+last features then have a fixed norm, so neither can grow without bound on states and actions the data does not
+cover.
 """
 
 from __future__ import annotations
