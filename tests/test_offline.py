@@ -268,9 +268,9 @@ def train(root: str, monkeypatch, tmp_path, algo: str, seed: int) -> dict:
 # seed, the seeds tried in order until one passes). The targets are IQL >= -250 within 5e4 updates and AWR >= -300.
 # Measured on `make datasets` seed 0 (medium-replay: 4,750 transitions, 38 episodes; README, Offline RL):
 # IQL (iql_pendulum: LayerNorm Q and V, deterministic policy, 5e4 updates), robustness bench: 14 of 16 on avx512
-# (seeds 0-15; misses: seeds 4 and 7, -299.7 and -418.9) and 8 of 10 on the default path (seeds 0-9; misses 3 and
-# 7, -446.3 and -598.3); medians -211 and -203; seeds 0 and 1 end at -160 and -196 on both paths, BC at -15 to -24
-# normalized, IQL about 90 to 95. It tries seeds 0-3: with q = 5/28 (Laplace, 22 of 26 runs) all four fail 0.10%
+# (seeds 0-15; misses: seeds 4 and 7, -299.7 and -418.9) and 11 of 14 on the default path (seeds 0-13; misses 3,
+# 7 and 11, -446.3, -598.3 and -448.8); seeds 0 and 1 end at -160 and -196 on both paths, BC at -15 to -24
+# normalized, IQL about 90 to 95. It tries seeds 0-3: with q = 6/32 (Laplace, 25 of 30 runs) all four fail 0.12%
 # of runs; the
 # evaluation starts of neighbouring seeds overlap (README, the learning tests' paragraph), so that figure is
 # optimistic. Before the LayerNorm (Gaussian policy, 2e4 updates) it ended at -745.3 and -703.9 on seeds 0 and 1.
