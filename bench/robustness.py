@@ -54,7 +54,7 @@ IMITATION = {
 # model-based: no SB3 counterpart, so not in the speed bench's CASES (tests/test_mpc.py's threshold and budget)
 PLANNING = {"mpc-pendulum": ("mpc", "pendulum", "Pendulum-v1", -300.0, [], None)}
 # offline presets on the benchmark datasets of `make datasets` (built once, the same on every kernel path; the
-# training is what varies), with the thresholds of tests/test_offline_critics.py and tests/test_offline.py
+# training is what varies), with tests/test_offline_critics.py's thresholds
 OFFLINE = {
     "cql-cartpole-replay": ("cql", "cartpole", "CartPole-v1", 475.0, ["dataset=rltrain/cartpole/replay-v0"], None),
     "cql-pendulum-medium-replay": (

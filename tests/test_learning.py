@@ -29,9 +29,9 @@ kernel path, `python bench/robustness.py`):
   avx512; 2-3.5 minutes a run on avx512, 3.5-7 on default; q = 4/62), q^3 = 0.027%; with it the sum over every
   preset here is 0.18%. The discrete CQL test uses seeds 0 and 1: 0 misses in 60 runs (seeds 0-19 x default,
   avx2, avx512 on the CartPole replay of `make datasets`; q = 1/62), q^2 = 0.03%. The IQL test on Pendulum
-  medium-replay (tests/test_offline.py) tries seeds 0-3: 5 misses in 30 runs (seeds 0-15 on avx512, 0-13 on
-  default; q = 6/32), q^4 = 0.12%; with it and the CQL and EDAC tests (tests/test_offline_critics.py) the sum is
-  0.33%.
+  medium-replay (tests/test_offline_critics.py) tries seeds 0-3: 5 misses in 30 runs (seeds 0-15 on avx512, 0-13 on
+  default; q = 6/32), q^4 = 0.12%; with it and the CQL and EDAC tests there the sum
+  is 0.33%.
 
 Caveat: q^3 treats seeds 0, 1 and 2 as independent. Their training is, their final evaluations are not: the eval
 episodes start from env seeds seed + 10000 + k (k = 0-9), so neighbouring seeds share 9 of 10 starts, and on

@@ -1,6 +1,7 @@
 """IQL and AWR: their losses against hand computations on fake datasets (expectile loss, TD(lambda) and Monte-Carlo
 returns with truncated and terminated ends, weight clipping), gradients reaching only their own networks, actions
-inside the Box, checkpoint round trips; and (slow) what they reach on Pendulum medium-replay against BC."""
+inside the Box, checkpoint round trips (what they reach on Pendulum medium-replay against BC: the slow test of
+tests/test_offline_critics.py, shared by every offline algorithm)."""
 
 import math
 
@@ -244,53 +245,3 @@ def test_a_resumed_run_continues_from_its_checkpoint(algo, tmp_path, monkeypatch
         last_rate = config["algo"]["actor_lr"] * (1 + math.cos(math.pi * 127 / 128)) / 2
         assert resumed.agent.actor_optimizer.param_groups[0]["lr"] == pytest.approx(last_rate)
     assert summary["dataset"] == "test/pendulum/random-v0" and summary["normalized_score"] is not None
-
-
-# --- learning thresholds (slow) ------------------------------------------------------------------------------------
-MEDIUM_REPLAY = "rltrain/pendulum/medium-replay-v0"
-SEEDS = (0, 1)
-
-
-def train(root: str, monkeypatch, tmp_path, algo: str, seed: int) -> dict:
-    """`rltrain algo=<algo> dataset=<Pendulum medium-replay> seed=<seed>` with its tuned preset."""
-    from conftest import compose_config
-    from rltrain.trainer import Trainer
-
-    monkeypatch.setenv("MINARI_DATASETS_PATH", root)
-    config = compose_config(
-        f"algo={algo}", "env=pendulum", f"dataset={MEDIUM_REPLAY}", f"seed={seed}", "log.progress=false"
-    )
-    assert config["eval"]["episodes"] >= 10
-    return Trainer(config, tmp_path / f"{algo}-{seed}").run()
-
-
-# What each algorithm must reach on medium-replay: (lowest final return, normalized points above BC on the same
-# seed, the seeds tried in order until one passes). The targets are IQL >= -250 within 5e4 updates and AWR >= -300.
-# Measured on `make datasets` seed 0 (medium-replay: 4,750 transitions, 38 episodes; README, Offline RL):
-# IQL (iql_pendulum: LayerNorm Q and V, deterministic policy, 5e4 updates), robustness bench: 14 of 16 on avx512
-# (seeds 0-15; misses: seeds 4 and 7, -299.7 and -418.9) and 11 of 14 on the default path (seeds 0-13; misses 3,
-# 7 and 11, -446.3, -598.3 and -448.8); seeds 0 and 1 end at -160 and -196 on both paths, BC at -15 to -24
-# normalized, IQL about 90 to 95. It tries seeds 0-3: with q = 6/32 (Laplace, 25 of 30 runs) all four fail 0.12%
-# of runs; the
-# evaluation starts of neighbouring seeds overlap (README, the learning tests' paragraph), so that figure is
-# optimistic. Before the LayerNorm (Gaussian policy, 2e4 updates) it ended at -745.3 and -703.9 on seeds 0 and 1.
-# AWR (awr_pendulum, 2e4 updates) does not reach -300 (1e4 updates: -863.8, -944.9, -1018.6): one step of policy
-# improvement over the data, V fitting the returns of the behaviour policies (a learning SAC's first 4,750 steps),
-# it picks that data's better actions but cannot stitch a swing-up the data lacks; it guards 10 points above BC.
-BEATS_BC = {"iql": (-250.0, 20.0, (0, 1, 2, 3)), "awr": (-float("inf"), 10.0, SEEDS)}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("algo", BEATS_BC)
-def test_beats_bc_on_pendulum_medium_replay(algo, offline_datasets, monkeypatch, tmp_path):
-    """Seeds tried in order until one passes (tests/test_learning.py explains the rule)."""
-    floor, points_over_bc, seeds = BEATS_BC[algo]
-    results = {}
-    for seed in seeds:
-        summary = train(offline_datasets, monkeypatch, tmp_path, algo, seed)
-        assert summary["step_unit"] == "updates" and summary["env_steps"] <= 50_000
-        bc_score = train(offline_datasets, monkeypatch, tmp_path, "bc", seed)["normalized_score"]
-        results[seed] = (summary["eval_return_mean"], summary["normalized_score"], bc_score)
-        if summary["eval_return_mean"] >= floor and summary["normalized_score"] >= bc_score + points_over_bc:
-            return
-    pytest.fail(f"({algo} return, {algo} normalized score, BC normalized score) per seed: {results}")
