@@ -121,7 +121,7 @@ def test_presets_map_onto_d3rlpy_configs(algo):
         normed = "critic_encoder_factory", "value_encoder_factory"
         assert settings["layer_norm_encoders"] == (list(normed) if preset["layer_norm"] else [])
         plain = vs_d3rlpy.d3rlpy_settings(
-            compose_config("algo=iql", "env=pendulum", "algo.layer_norm=false", "algo.policy=gaussian"), 0
+            compose_config("algo=iql", "env=pendulum", "algo.layer_norm=false", *vs_d3rlpy.CASE_OVERRIDES["iql"]), 0
         )
         assert plain["layer_norm_encoders"] == []
     if algo == "awr":
