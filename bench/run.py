@@ -67,6 +67,8 @@ CASES = {
     ),
     # MountainCar-v0's reward_threshold, at the zoo's budget (1.2e5 env steps)
     "dqn-mountaincar": ("dqn", "mountaincar", "MountainCar-v0", -110.0, [], "DQN"),
+    # MountainCar-v0's reward_threshold, at the zoo's budget (1e6 env steps)
+    "ppo-mountaincar": ("ppo", "mountaincar", "MountainCar-v0", -110.0, [], "PPO"),
     # the zoo's DQN return at its budget, 1e5 env steps (box2d extra)
     "dqn-lunarlander": ("dqn", "lunarlander", "LunarLander-v3", 155.0, [], "DQN"),
     # LunarLander-v3's reward_threshold, at the zoo's budget (1e6 env steps)
@@ -113,6 +115,7 @@ ZOO = {
     "td3-mountaincar-continuous": (93.5, "3e5"),
     "sac-mountaincar-continuous": (94.7, "5e4"),
     "dqn-mountaincar": (-100.8, "1.2e5"),
+    "ppo-mountaincar": (-110.4, "1e6"),
     "dqn-lunarlander": (154.4, "1e5"),
     "ppo-lunarlander": (242.1, "1e6"),
     "ppo-lunarlander-continuous": (270.9, "1e6"),
