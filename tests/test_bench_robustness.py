@@ -32,3 +32,18 @@ def test_the_tables_cpu_line_counts_runs_per_cpu_most_first():
     runs = [{"cpu": "B"}, {"cpu": "A"}, {"cpu": "B"}, {}]
     assert robustness.cpu_counts(runs) == "B: 2 runs; A: 1 run; not recorded: 1 run"
     assert robustness.cpu_counts([]) == "none"
+
+
+def test_the_table_judges_runs_by_the_presets_current_threshold(monkeypatch):
+    case = "ppo-cartpole"  # threshold 475
+    digest = robustness.current_hashes([case], [])[case]
+    runs = [
+        {"case": case, "path": "default", "seed": 0, "config": digest, "final_return": 480.0, "reached": False},
+        {"case": case, "path": "default", "seed": 1, "config": digest, "final_return": 470.0, "reached": True},
+        {"case": case, "path": "default", "seed": 2, "config": "an old preset", "final_return": 0.0, "reached": False},
+    ]
+    for run_ in runs:
+        run_["env_steps"] = 100_000
+    monkeypatch.setattr(robustness, "load_runs", lambda: runs)
+    row = next(line for line in robustness.table([case], []).splitlines() if line.startswith(f"| {case} |"))
+    assert "| 1/2 = 0.50 |" in row and row.endswith("| 1 (470) |")
