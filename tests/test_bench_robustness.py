@@ -7,6 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import machine  # noqa: E402
 import robustness  # noqa: E402
+import run  # noqa: E402
 
 
 def test_cpu_name_reads_the_first_processors_model_and_vendor(tmp_path):
@@ -32,6 +33,17 @@ def test_the_tables_cpu_line_counts_runs_per_cpu_most_first():
     runs = [{"cpu": "B"}, {"cpu": "A"}, {"cpu": "B"}, {}]
     assert robustness.cpu_counts(runs) == "B: 2 runs; A: 1 run; not recorded: 1 run"
     assert robustness.cpu_counts([]) == "none"
+
+
+def test_every_benched_preset_composes_for_its_env_and_sb3_trains_as_long_where_capped():
+    from conftest import compose_config
+
+    for case, (algo, env, env_id, _threshold, extra, _sb3) in robustness.PRESETS.items():
+        config = compose_config(f"algo={algo}", f"env={env}", *extra)
+        assert config["env"]["id"] == env_id, case
+        if case in run.SB3_BUDGET:  # SB3 trains for rltrain's budget there, not the zoo's
+            assert run.SB3_BUDGET[case] == config["total_steps"], case
+    assert set(run.ZOO) <= set(run.CASES) and set(run.SB3_BUDGET) <= set(run.CASES)
 
 
 def test_the_table_judges_runs_by_the_presets_current_threshold(monkeypatch):
