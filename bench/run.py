@@ -86,9 +86,9 @@ CASES = {
     # thresholds measured here (below the zoo's 1e6 figures)
     "sac-halfcheetah": ("sac", "halfcheetah", "HalfCheetah-v5", 5000.0, [], "SAC"),
     "td3-halfcheetah": ("td3", "halfcheetah", "HalfCheetah-v5", 4000.0, [], "TD3"),
-    "ppo-halfcheetah": ("ppo", "halfcheetah", "HalfCheetah-v5", 3000.0, [], "PPO"),
-    "sac-hopper": ("sac", "hopper", "Hopper-v5", 1500.0, [], "SAC"),
-    "td3-hopper": ("td3", "hopper", "Hopper-v5", 1500.0, [], "TD3"),
+    "ppo-halfcheetah": ("ppo", "halfcheetah", "HalfCheetah-v5", 5000.0, [], "PPO"),
+    "sac-hopper": ("sac", "hopper", "Hopper-v5", 800.0, [], "SAC"),
+    "td3-hopper": ("td3", "hopper", "Hopper-v5", 400.0, [], "TD3"),
     "ppo-hopper": ("ppo", "hopper", "Hopper-v5", 1500.0, [], "PPO"),
     # no SB3 counterpart with RL Zoo settings: rltrain's own figures
     "reinforce-cartpole": ("reinforce", "cartpole", "CartPole-v1", 450.0, [], None),
@@ -274,8 +274,8 @@ def sb3_worker(case: str, seed: int, eval_every: int, out: Path) -> None:
     zoo_dir = Path(importlib.util.find_spec("rl_zoo3").submodule_search_locations[0])
     zoo = yaml.safe_load((zoo_dir / "hyperparams" / f"{algo}.yml").read_text())[ZOO_ENV_ID.get(env_id, env_id)]
     hyper = dict(zoo)
-    total = int(SB3_BUDGET.get(case, float(hyper.pop("n_timesteps"))))
-    hyper.pop("n_timesteps", None)
+    zoo_budget = float(hyper.pop("n_timesteps"))
+    total = int(SB3_BUDGET.get(case, zoo_budget))
     n_envs = int(hyper.pop("n_envs", 1))
     policy = hyper.pop("policy")
     if "policy_kwargs" in hyper:
