@@ -82,8 +82,8 @@ CASES = {
         [],
         "PPO",
     ),
-    # MuJoCo (mujoco extra): SAC and TD3 at 1e5 env steps where the zoo trains for 1e6, PPO at the zoo's 1e6;
-    # thresholds measured here (below the zoo's 1e6 figures)
+    # MuJoCo (mujoco extra): SAC and TD3 at 1e5 env steps where the zoo trains for 1e6, PPO at the zoo's 1e6 (on
+    # Hopper with CleanRL's settings, SB3 with the zoo's); thresholds measured here
     "sac-halfcheetah": ("sac", "halfcheetah", "HalfCheetah-v5", 5000.0, [], "SAC"),
     "td3-halfcheetah": ("td3", "halfcheetah", "HalfCheetah-v5", 4000.0, [], "TD3"),
     "ppo-halfcheetah": ("ppo", "halfcheetah", "HalfCheetah-v5", 5000.0, [], "PPO"),
