@@ -29,6 +29,15 @@ def test_a_new_option_left_null_keeps_a_presets_runs_but_a_changed_value_does_no
     assert robustness.config_hash({**config, "algo": {**config["algo"], "lr": 3e-4}}) != digest
 
 
+def test_an_option_added_at_its_earlier_behaviour_keeps_a_presets_runs_but_switched_on_does_not():
+    config = {"seed": 0, "algo": {"name": "sac", "tau": 0.005}, "total_steps": 1000}
+    digest = robustness.config_hash(config)
+    assert robustness.config_hash({**config, "algo": {**config["algo"], "anneal_lr": False}}) == digest
+    assert robustness.config_hash({**config, "algo": {**config["algo"], "anneal_lr": True}}) != digest
+    dqn = {"seed": 0, "algo": {"name": "dqn", "anneal_lr": False}, "total_steps": 1000}  # DQN always had it
+    assert robustness.config_hash(dqn) != robustness.config_hash({**dqn, "algo": {"name": "dqn"}})
+
+
 def test_the_tables_cpu_line_counts_runs_per_cpu_most_first():
     runs = [{"cpu": "B"}, {"cpu": "A"}, {"cpu": "B"}, {}]
     assert robustness.cpu_counts(runs) == "B: 2 runs; A: 1 run; not recorded: 1 run"

@@ -331,6 +331,34 @@ def test_sac_gsde_resumes_with_the_noise_it_held():
         torch.testing.assert_close(resumed.act(obs, explore=True), expected)
 
 
+def test_sac_anneal_lr_decays_every_rate_linearly_to_zero_over_the_runs_updates_and_resumes_on_the_curve():
+    """total_steps 1000, 200 warm-up steps, 2 updates per 4 env steps: 200 rounds, 400 updates; before update k
+    each rate is lr * (1 - k / 400)."""
+    torch.manual_seed(0)
+    box = gym.spaces.Box(-1, 1, (1,), np.float32)
+    rates = {"actor_lr": 1e-3, "critic_lr": 2e-3, "alpha_lr": 4e-3}
+    schedule = {"learning_starts": 200, "train_every": 4, "gradient_steps": 2}
+    agent = SAC(BOX_OBS, box, NET, CPU, **rates, **schedule, anneal_lr=True, total_steps=1000)
+    assert agent.total_updates == 400
+    for _ in range(100):
+        agent.update(fake_offpolicy_batch(8, torch.rand(8, 1) * 2 - 1))
+    # the 100th update ran at fraction 99 / 400
+    for name, optimizer in agent.optimizers().items():
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(rates[f"{name}_lr"] * (1 - 99 / 400))
+    resumed = SAC(BOX_OBS, box, NET, CPU, **rates, **schedule, anneal_lr=True, total_steps=1000)
+    resumed.load_state_dict(agent.state_dict())
+    resumed.update(fake_offpolicy_batch(8, torch.rand(8, 1) * 2 - 1))
+    assert resumed.critic_optimizer.param_groups[0]["lr"] == pytest.approx(2e-3 * (1 - 100 / 400))
+    constant = SAC(BOX_OBS, box, NET, CPU, **rates)  # the default: constant rates
+    constant.update(fake_offpolicy_batch(8, torch.rand(8, 1) * 2 - 1))
+    assert constant.alpha_optimizer.param_groups[0]["lr"] == 4e-3
+
+
+def test_sac_anneal_lr_without_a_budget_is_one_clear_error():
+    with pytest.raises(RltrainError, match="anneal_lr=true needs the run's total_steps"):
+        SAC(BOX_OBS, gym.spaces.Box(-1, 1, (1,), np.float32), NET, CPU, anneal_lr=True)
+
+
 def test_td3_and_ddpg_losses_reach_only_their_own_networks():
     torch.manual_seed(0)
     for critics, target_noise in ((2, 0.2), (1, 0.0)):

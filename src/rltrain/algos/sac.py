@@ -4,6 +4,7 @@ Critic:  y = r + gamma * (1 - terminated) * (min_i Q_target_i(s', a') - alpha * 
          L_Q = sum_i E[(Q_i(s, a) - y)^2]
 Actor:   L_pi = E[alpha * log pi(a~|s) - min_i Q_i(s, a~)],  a~ = tanh(mu + sigma * eps)  (reparameterized)
 Alpha:   L_alpha = -E[log alpha * (log pi(a~|s) + target_entropy)]
+With `anneal_lr`, every learning rate before update k of the run's K is lr * (1 - k / K) (the RL Zoo's lin_ schedules).
 Actions live in [-1, 1] inside the agent and are scaled to the env's box at the boundary. The offline algorithms that
 change only the critic's loss (CQL, SAC-N, EDAC) hold a SAC and hand their loss to step().
 
@@ -28,7 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from rltrain.errors import RltrainError
 from rltrain.networks import QEnsemble, adam, box_center_and_half_range, mlp, soft_update
+from rltrain.policies import anneal_learning_rate
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 # SB3's clip_mean: past tanh(2) = 0.96 the small state-dependent noise would no longer move the action
@@ -132,7 +135,11 @@ class SAC:
         critics: int = 2,
         gsde: int | None = None,
         gsde_init_log_std: float | None = None,
+        anneal_lr: bool = False,
+        total_steps: int | None = None,
     ):
+        if anneal_lr and total_steps is None:
+            raise RltrainError("algo.anneal_lr=true needs the run's total_steps to anneal over; pass total_steps.")
         self.device = device
         obs_dim = int(np.prod(observation_space.shape))
         act_dim = int(action_space.shape[0])
@@ -160,6 +167,12 @@ class SAC:
         self.buffer_size, self.batch_size = buffer_size, batch_size
         self.learning_starts, self.train_every, self.gradient_steps = learning_starts, train_every, gradient_steps
         self.updates_done = 0
+        # the run's updates (one round of gradient_steps per train_every env steps after the warm-up), over which
+        # anneal_lr decays every learning rate linearly to 0, as the RL Zoo's lin_ schedules do over its env steps
+        self.anneal_lr = anneal_lr
+        self.base_lrs = {"actor": actor_lr, "critic": critic_lr, "alpha": alpha_lr}
+        rounds = max(1, math.ceil(((total_steps or 0) - learning_starts) / train_every))
+        self.total_updates = rounds * gradient_steps
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
@@ -207,6 +220,10 @@ class SAC:
     ) -> dict[str, torch.Tensor]:
         """A gradient step of the critics on `critic_loss` (its parts in `info`), then, every policy_delay steps,
         of the actor and the temperature on the states `obs`; then the target critics' Polyak update."""
+        if self.anneal_lr:
+            fraction_done = self.updates_done / self.total_updates
+            for name, optimizer in self.optimizers().items():
+                anneal_learning_rate(optimizer, self.base_lrs[name], fraction_done)
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
@@ -228,6 +245,9 @@ class SAC:
                 metrics["alpha_loss"] = alpha_loss.detach()
         soft_update(self.critics_target, self.critics, self.tau)
         return metrics
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"actor": self.actor_optimizer, "critic": self.critic_optimizer, "alpha": self.alpha_optimizer}
 
     def state_dict(self) -> dict:
         return {
