@@ -15,6 +15,7 @@ and the offline presets that the tests hold to a threshold, on the datasets of `
     python bench/robustness.py                          # every preset, seeds 0-19, every kernel path here
     python bench/robustness.py --only ppo-cartpole --seeds 0 1 2 --paths default
     python bench/robustness.py --report                 # only rewrite the table from the results so far
+    python bench/robustness.py --only CASE --paths avx512 --record RUN_DIR ...   # count runs trained by hand
 
 Writes bench/results/robustness.md (the table) from bench/results/robustness.jsonl (the runs).
 """
@@ -135,7 +136,6 @@ def worker(case: str, seeds: list[int], overrides: list[str], out: Path) -> None
 
     from rltrain.trainer import Trainer
 
-    threshold = PRESETS[case][3]
     path = os.environ.get("ATEN_CPU_CAPABILITY", "default")
     if case in IMITATION:
         os.environ["MINARI_DATASETS_PATH"] = str(DATASETS / path / "minari")
@@ -150,23 +150,55 @@ def worker(case: str, seeds: list[int], overrides: list[str], out: Path) -> None
         if summary["interrupted"]:  # stopped by a signal (the bench was stopped): not a result
             print(f"[robustness] {case} {path} seed {seed}: interrupted, not recorded", flush=True)
             return
-        row = {
-            "case": case,
-            "path": path,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpu": cpu_name(),
-            "seed": seed,
-            "config": digest,
-            "final_return": summary["eval_return_mean"],
-            "best_return": summary["best_eval_return_mean"],
-            "reached": summary["eval_return_mean"] >= threshold,
-            "env_steps": summary["env_steps"],
-            "evals": [[int(step), round(mean, 1)] for step, _, mean, _ in summary["eval_history"]],
-            "wall_s": round(time.perf_counter() - started, 2),
-        }
-        with out.open("a") as f:  # one short line per append: concurrent workers do not interleave
-            f.write(json.dumps(row) + "\n")
-        print(f"[robustness] {case} {path} seed {seed}: {row['final_return']:.1f}", flush=True)
+        row = result_row(case, path, torch.backends.cpu.get_cpu_capability(), digest, summary)
+        row["wall_s"] = round(time.perf_counter() - started, 2)
+        append_row(row, out)
+
+
+def result_row(case: str, path: str, cpu_capability: str, digest: str, summary: dict) -> dict:
+    """One run's line of robustness.jsonl, from its summary.json (the CPU is this machine's)."""
+    return {
+        "case": case,
+        "path": path,
+        "cpu_capability": cpu_capability,
+        "cpu": cpu_name(),
+        "seed": summary["seed"],
+        "config": digest,
+        "final_return": summary["eval_return_mean"],
+        "best_return": summary["best_eval_return_mean"],
+        "reached": summary["eval_return_mean"] >= PRESETS[case][3],
+        "env_steps": summary["env_steps"],
+        "evals": [[int(step), round(mean, 1)] for step, _, mean, _ in summary["eval_history"]],
+        "wall_s": summary["wall_time_s"],
+    }
+
+
+def append_row(row: dict, out: Path) -> None:
+    with out.open("a") as f:  # one short line per append: concurrent workers do not interleave
+        f.write(json.dumps(row) + "\n")
+    print(f"[robustness] {row['case']} {row['path']} seed {row['seed']}: {row['final_return']:.1f}", flush=True)
+
+
+def record_runs(case: str, path: str, run_dirs: list[Path]) -> None:
+    """Count runs trained by hand (`rltrain ...` on this machine under ATEN_CPU_CAPABILITY=path) for the preset: each
+    must have finished, uninterrupted, with exactly the preset's config (the hash ignores seed and logging keys)."""
+    digest = current_hashes([case], [])[case]
+    ours = [r for r in load_runs() if (r["case"], r["path"], r["config"]) == (case, path, digest)]
+    done = {(r["seed"], r.get("cpu")) for r in ours}
+    for run_dir in run_dirs:
+        summary_file = run_dir / "summary.json"
+        if not summary_file.exists():
+            raise SystemExit(f"{run_dir} has no summary.json: record only runs that have finished.")
+        summary = json.loads(summary_file.read_text())
+        if summary["interrupted"] or summary["env_steps"] < summary["config"]["total_steps"]:
+            raise SystemExit(f"{run_dir} stopped before its budget: record only runs that have finished.")
+        if config_hash(summary["config"]) != digest:
+            raise SystemExit(f"{run_dir} did not train {case}'s config: run it with the preset as shipped.")
+        row = result_row(case, path, path.upper(), digest, summary)
+        if (row["seed"], row["cpu"]) in done:
+            raise SystemExit(f"{case} {path} seed {row['seed']} of this CPU is recorded: not counted again.")
+        append_row(row, RUNS)
+        done.add((row["seed"], row["cpu"]))
 
 
 def record_experts(path: str) -> None:
@@ -297,6 +329,14 @@ def main() -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="an extra rltrain override for every run"
     )
     parser.add_argument("--report", action="store_true", help="only rewrite the table from the results so far")
+    parser.add_argument(
+        "--record",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="count finished runs of one preset (--only CASE) trained by hand on this machine under one kernel path"
+        " (--paths PATH)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -304,7 +344,11 @@ def main() -> None:
         worker(args.worker, args.seeds, args.set, args.out)
         return
     cases = args.only or list(PRESETS)
-    if not args.report:
+    if args.record:
+        if len(cases) != 1 or not args.paths or len(args.paths) != 1:
+            raise SystemExit("--record needs the preset and the runs' kernel path: --only CASE --paths PATH.")
+        record_runs(cases[0], args.paths[0], args.record)
+    elif not args.report:
         paths = args.paths or available_paths()
         run_all(cases, args.seeds, paths, args.set, args.jobs)
     text = table(cases if args.set else list(PRESETS), args.set)

@@ -1,8 +1,11 @@
 """The bookkeeping of `make robustness` (bench/robustness.py): which runs count for a preset, and which CPU they
 ran on."""
 
+import json
 import sys
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import machine  # noqa: E402
@@ -68,3 +71,32 @@ def test_the_table_judges_runs_by_the_presets_current_threshold(monkeypatch):
     monkeypatch.setattr(robustness, "load_runs", lambda: runs)
     row = next(line for line in robustness.table([case], []).splitlines() if line.startswith(f"| {case} |"))
     assert "| 1/2 = 0.50 |" in row and row.endswith("| 1 (470) |")
+
+
+def test_a_run_trained_by_hand_counts_only_when_finished_with_the_presets_exact_config(tmp_path, monkeypatch):
+    case = "ppo-cartpole"
+    monkeypatch.setattr(robustness, "RUNS", tmp_path / "robustness.jsonl")
+    config = robustness.preset_config(case, [])
+    history = [[50_000, 20.0, 480.0, 9.0], [100_000, 40.0, 500.0, 0.0]]
+    summary = {"seed": 4, "eval_return_mean": 500.0, "best_eval_return_mean": 500.0, "env_steps": 100_000}
+    summary |= {"interrupted": False, "eval_history": history, "wall_time_s": 41.5, "config": {**config, "seed": 4}}
+
+    def run_dir(name: str, **changes) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "summary.json").write_text(json.dumps({**summary, **changes}))
+        return folder
+
+    robustness.record_runs(case, "avx2", [run_dir("finished")])
+    (row,) = robustness.load_runs()
+    assert (row["case"], row["path"], row["seed"], row["final_return"], row["reached"]) == (case, "avx2", 4, 500, True)
+    assert row["config"] == robustness.current_hashes([case], [])[case]
+    assert row["evals"] == [[50000, 480.0], [100000, 500.0]]
+    with pytest.raises(SystemExit, match="is recorded"):  # the same seed, path and CPU again
+        robustness.record_runs(case, "avx2", [run_dir("again")])
+    other = {**config, "algo": {**config["algo"], "gamma": 0.5}, "seed": 5}
+    with pytest.raises(SystemExit, match="did not train ppo-cartpole's config"):
+        robustness.record_runs(case, "avx2", [run_dir("changed", seed=5, config=other)])
+    with pytest.raises(SystemExit, match="stopped before its budget"):
+        robustness.record_runs(case, "avx2", [run_dir("stopped", seed=6, interrupted=True)])
+    assert len(robustness.load_runs()) == 1
