@@ -82,6 +82,15 @@ CASES = {
         [],
         "PPO",
     ),
+    # LunarLanderContinuous-v3's reward_threshold, at 2e5 env steps where the zoo trains for 5e5
+    "sac-lunarlander-continuous": (
+        "sac",
+        "lunarlander_continuous",
+        "LunarLanderContinuous-v3",
+        200.0,
+        [],
+        "SAC",
+    ),
     # MuJoCo (mujoco extra): SAC and TD3 at 1e5 env steps where the zoo trains for 1e6, PPO at the zoo's 1e6 (on
     # Hopper with CleanRL's settings, SB3 with the zoo's); thresholds measured here
     "sac-halfcheetah": ("sac", "halfcheetah", "HalfCheetah-v5", 5000.0, [], "SAC"),
@@ -127,6 +136,7 @@ ZOO = {
     "dqn-lunarlander": (154.4, "1e5"),
     "ppo-lunarlander": (242.1, "1e6"),
     "ppo-lunarlander-continuous": (270.9, "1e6"),
+    "sac-lunarlander-continuous": (260.4, "5e5"),
     "sac-halfcheetah": (9535.5, "1e6"),  # the zoo's MuJoCo figures are for the v3 envs
     "td3-halfcheetah": (9655.7, "1e6"),
     "ppo-halfcheetah": (5819.1, "1e6"),
@@ -138,8 +148,11 @@ ZOO = {
 # the zoo's hyperparameter files name the MuJoCo envs v4; v5 is the same task with gymnasium 1.x's fixes
 ZOO_ENV_ID = {"HalfCheetah-v5": "HalfCheetah-v4", "Hopper-v5": "Hopper-v4"}
 # SB3 trains for the zoo's budget, except where that is beyond this machine (MuJoCo: 1e6 env steps, hours of SB3's
-# SAC on one core): there for rltrain's budget, so that both sides train as long
-SB3_BUDGET = {case: 100_000 for case in ("sac-halfcheetah", "td3-halfcheetah", "sac-hopper", "td3-hopper")}
+# SAC on one core; SAC LunarLanderContinuous: 5e5): there for rltrain's budget, so that both sides train as long
+SB3_BUDGET = {
+    **{case: 100_000 for case in ("sac-halfcheetah", "td3-halfcheetah", "sac-hopper", "td3-hopper")},
+    "sac-lunarlander-continuous": 200_000,  # 5e5 in the zoo: 2 hours of SB3's SAC here
+}
 
 
 # rltrain-only speed figures of the tabular algorithms: name -> (overrides, what is measured)
