@@ -91,6 +91,15 @@ CASES = {
         [],
         "SAC",
     ),
+    # LunarLanderContinuous-v3's reward_threshold, at the zoo's 3e5 env steps
+    "td3-lunarlander-continuous": (
+        "td3",
+        "lunarlander_continuous",
+        "LunarLanderContinuous-v3",
+        200.0,
+        [],
+        "TD3",
+    ),
     # MuJoCo (mujoco extra): SAC and TD3 at 1e5 env steps where the zoo trains for 1e6, PPO at the zoo's 1e6 (on
     # Hopper with CleanRL's settings, SB3 with the zoo's); thresholds measured here
     "sac-halfcheetah": ("sac", "halfcheetah", "HalfCheetah-v5", 5000.0, [], "SAC"),
@@ -137,6 +146,7 @@ ZOO = {
     "ppo-lunarlander": (242.1, "1e6"),
     "ppo-lunarlander-continuous": (270.9, "1e6"),
     "sac-lunarlander-continuous": (260.4, "5e5"),
+    "td3-lunarlander-continuous": (207.5, "3e5"),
     "sac-halfcheetah": (9535.5, "1e6"),  # the zoo's MuJoCo figures are for the v3 envs
     "td3-halfcheetah": (9655.7, "1e6"),
     "ppo-halfcheetah": (5819.1, "1e6"),
