@@ -24,7 +24,7 @@ kernel path, `python bench/robustness.py`):
   earlier 0.020% (1 of 32 runs), an upper bound.
 - PPO LunarLander misses on 0 of 14 runs (avx512 seeds 0-7, default 0-3, avx2 0-1; q = 1/16): q^3 = 0.024%; the
   sums below were computed with the earlier 0.1% (0 of 8 runs), an upper bound. The sum over every preset here:
-  0.17%. It takes 3-4 minutes a run on one core. DQN LunarLander (0 misses in 32 runs
+  0.17%. It takes 3-4 minutes a run on one core. DQN LunarLander (0 misses in 34 runs
   at its 1.5e5 steps, 5-7 minutes a run), PPO LunarLanderContinuous (0 in 14, about 4 minutes) and SAC and TD3
   LunarLanderContinuous (1 in 2 and 0 in 2, 65 and 80 minutes a run) are checked by the robustness bench (`make
   robustness ARGS="--only dqn-lunarlander ppo-lunarlander-continuous"`), not here: with the first two the suite ran
