@@ -247,10 +247,10 @@ def train_offline(tmp_path, *overrides: str) -> dict:
 # about 100 points above BC. Its return peaks at 3e3 updates and falls after (the earlier 5e3 budget: 40 of 60),
 # so the preset stops there. It tries seeds 0, 1, 2: with q = 4/62 (Laplace, 57 of 60 runs) all three fail 0.03%
 # of runs.
-# IQL (iql_pendulum: LayerNorm Q and V, deterministic policy, 5e4 updates), robustness bench: 54 of 62 runs reach
-# -250 (avx512 25 of 28, default 16 of 20, avx2 13 of 14, on an AMD EPYC and an Intel Xeon; misses between -280 and
+# IQL (iql_pendulum: LayerNorm Q and V, deterministic policy, 5e4 updates), robustness bench: 60 of 68 runs reach
+# -250 (avx512 25 of 28, default 16 of 20, avx2 19 of 20, on an AMD EPYC and an Intel Xeon; misses between -280 and
 # -598); seeds 0 and 1 end at -160 and -196 on the AMD, -160 and -184 on the Intel, BC at -15 to -24 normalized,
-# IQL about 90 to 95. It tries seeds 0-3: with q = 9/64 (Laplace, 54 of 62 runs) all four fail 0.04%
+# IQL about 90 to 95. It tries seeds 0-3: with q = 9/70 (Laplace, 60 of 68 runs) all four fail 0.03%
 # of runs; the evaluation starts of neighbouring seeds overlap (README, the learning tests' paragraph), so that
 # figure is optimistic. Before the LayerNorm (Gaussian policy, 2e4 updates) it ended at -745.3 and -703.9 on seeds
 # 0 and 1.
