@@ -115,7 +115,7 @@ def without_unset(value):
 
 # options an algorithm gained after runs were recorded, at the value that trains as before: (algo name, key) -> value;
 # left out of the hash at that value, so the earlier runs still count (as options added as null are, above)
-ADDED_AT_EARLIER_BEHAVIOUR = {("sac", "anneal_lr"): False}
+ADDED_AT_EARLIER_BEHAVIOUR = {("sac", "anneal_lr"): False, ("iql", "actor_dropout"): 0.0}
 
 
 def config_hash(config: dict) -> str:

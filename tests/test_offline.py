@@ -12,6 +12,7 @@ import torch
 from rltrain import datasets
 from rltrain.algos.awr import AWR, episode_grid, lambda_returns
 from rltrain.algos.iql import IQL, expectile_loss
+from rltrain.errors import RltrainError
 from rltrain.networks import EnsembleLayerNorm
 from rltrain.trainer import Trainer
 
@@ -121,6 +122,25 @@ def test_iql_weights_are_clipped_at_max_weight():
     assert info["weight_mean"].item() == pytest.approx(
         (torch.exp(torch.tensor(-3.0)).item() + 1 + 4.4817 + 5) / 4, 1e-4
     )
+
+
+def test_iql_actor_dropout_acts_on_the_fit_only_and_bad_rates_are_refused():
+    data = fake_dataset(PENDULUM)
+    batch = data.sample(64)
+    plain, dropped = iql(PENDULUM, data), iql(PENDULUM, data, policy="deterministic", actor_dropout=0.5)
+    assert not any(isinstance(m, torch.nn.Dropout) for m in plain.actor.modules())
+    assert sum(isinstance(m, torch.nn.Dropout) for m in dropped.actor.modules()) == len(NETWORK["hidden"])
+    # fitting: two passes over the same batch drop different units; acting: the whole network, every time
+    first, second = (dropped.actor.log_likelihood(batch["obs"], batch["actions"]) for _ in range(2))
+    assert not torch.equal(first, second)
+    torch.testing.assert_close(dropped.act(batch["obs"], False), dropped.act(batch["obs"], False))
+    without_dropout = torch.nn.Sequential(*[m for m in dropped.actor.body if not isinstance(m, torch.nn.Dropout)])
+    with torch.no_grad():
+        mu = torch.tanh(without_dropout(dropped.actor.normalize(batch["obs"])))
+    torch.testing.assert_close(dropped.actor.mode(batch["obs"]), mu)
+    for rate in (-0.1, 1.0):
+        with pytest.raises(RltrainError, match="actor_dropout"):
+            iql(PENDULUM, data, actor_dropout=rate)
 
 
 @pytest.mark.parametrize("env", [PENDULUM, CARTPOLE])

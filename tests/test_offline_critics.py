@@ -301,8 +301,9 @@ def test_discrete_cql_reaches_475_on_the_cartpole_replay(offline_datasets, monke
         ("algo=cql", "env=pendulum", "dataset=test/pendulum/random-v0"),
         ("algo=cql", "env=cartpole", "dataset=test/cartpole/random-v0"),
         ("algo=edac", "env=pendulum", "dataset=test/pendulum/random-v0", "algo.critics=3"),
+        ("algo=iql", "env=pendulum", "dataset=test/pendulum/random-v0", "algo.actor_dropout=0.2"),
     ],
-    ids=["cql-box", "cql-discrete", "edac"],
+    ids=["cql-box", "cql-discrete", "edac", "iql-dropout"],
 )
 def test_a_resumed_run_ends_where_the_uninterrupted_run_ends(tiny_datasets, tmp_path, overrides):
     """40 updates in one go against a run of 40 stopped after 20 (as a stop signal does), then resume=<its
@@ -328,8 +329,10 @@ def test_a_resumed_run_ends_where_the_uninterrupted_run_ends(tiny_datasets, tmp_
     resumed = Trainer(payload["config"], tmp_path / "halves", resume=payload)
     assert resumed.run()["env_steps"] == 40
     ours, theirs = resumed.agent.state_dict(), straight.agent.state_dict()
-    learner = "learner" if "learner" in ours else "sac"
-    assert ours[learner]["updates_done"] == theirs[learner]["updates_done"] == 40
-    for network in ("actor", "critics", "q", "q_target", "critics_target"):  # SAC's or DQN's networks
-        if network in ours[learner]:
-            torch.testing.assert_close(ours[learner][network], theirs[learner][network], rtol=0, atol=0)
+    wrapped = next((key for key in ("learner", "sac") if key in ours), None)  # CQL's DQN or SAC, EDAC's SAC
+    if wrapped:
+        ours, theirs = ours[wrapped], theirs[wrapped]
+    assert ours["updates_done"] == theirs["updates_done"] == 40
+    for network in ("actor", "critics", "q", "q_target", "critics_target", "value"):  # SAC's, DQN's or IQL's
+        if network in ours:
+            torch.testing.assert_close(ours[network], theirs[network], rtol=0, atol=0)

@@ -26,9 +26,11 @@ def mlp(
     out_gain: float = 1.0,
     orthogonal: bool = True,
     layer_norm: bool = False,
+    dropout: float = 0.0,
 ) -> nn.Sequential:
     """Linear layers with `activation` between them; orthogonal init with a chosen gain on the output layer.
-    layer_norm=True normalizes each hidden layer's pre-activations (LayerNorm, Ba et al., 2016)."""
+    layer_norm=True normalizes each hidden layer's pre-activations (LayerNorm, Ba et al., 2016); dropout > 0 drops
+    that fraction of each hidden layer's activations while the module is in training mode (Srivastava et al., 2014)."""
     act = activation_class(activation)
     sizes = [in_dim, *hidden, out_dim]
     layers: list[nn.Module] = []
@@ -43,6 +45,8 @@ def mlp(
             if layer_norm:
                 layers.append(nn.LayerNorm(b))
             layers.append(act())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
 
 
@@ -226,6 +230,8 @@ class RegressionPolicy(nn.Module):
       deterministic:  log pi(a|s) := -||mu - a~||^2   (a fixed-std Gaussian up to scale and constant: MSE)
       gaussian:       log pi(a|s) = sum_d log N(a~_d; mu_d, sigma_d),  sigma = exp(clamp(f_sigma(s)))
     Acting: argmax f(s), or center + half_range * mu (a clipped sample of N(mu, sigma) when exploring).
+    dropout > 0 drops that fraction of f's hidden activations in log_likelihood only (a regularizer of the fit, as
+    IQL's paper does on its smallest datasets); acting and mode() always use the whole network.
     """
 
     LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -239,19 +245,26 @@ class RegressionPolicy(nn.Module):
         activation: str,
         kind: str = "deterministic",
         observations: torch.Tensor | None = None,
+        dropout: float = 0.0,
     ):
         """kind: deterministic or gaussian (Box actions; Discrete ones are categorical either way). observations:
-        those whose mean and std standardize the inputs (a dataset's); None keeps 0 and 1 until a checkpoint loads."""
+        those whose mean and std standardize the inputs (a dataset's); None keeps 0 and 1 until a checkpoint loads.
+        dropout: the fraction of hidden activations dropped while fitting, in [0, 1)."""
         if kind not in self.KINDS:
             from rltrain.errors import RltrainError
 
             raise RltrainError(f"algo.policy={kind} is unknown; pick deterministic or gaussian.")
+        if not 0 <= dropout < 1:
+            from rltrain.errors import RltrainError
+
+            raise RltrainError(f"the policy's dropout {dropout} must be in [0, 1) (algo.actor_dropout).")
         super().__init__()
         obs_dim = int(math.prod(observation_space.shape))
         self.discrete = not hasattr(action_space, "shape") or len(action_space.shape) == 0
         self.gaussian = kind == "gaussian" and not self.discrete
         self.act_dim = int(action_space.n) if self.discrete else int(action_space.shape[0])
-        self.body = mlp(obs_dim, 2 * self.act_dim if self.gaussian else self.act_dim, hidden, activation)
+        out_dim = 2 * self.act_dim if self.gaussian else self.act_dim
+        self.body = mlp(obs_dim, out_dim, hidden, activation, dropout=dropout)
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_std", torch.ones(obs_dim))
         if not self.discrete:
@@ -260,6 +273,7 @@ class RegressionPolicy(nn.Module):
             self.register_buffer("action_half_range", half_range)
         if observations is not None:
             self.fit_observations(observations)
+        self.eval()  # dropout off except inside log_likelihood
 
     @torch.no_grad()
     def fit_observations(self, obs: torch.Tensor) -> None:
@@ -287,8 +301,10 @@ class RegressionPolicy(nn.Module):
         return ((actions - self.action_center) / self.action_half_range).clamp(-1.0, 1.0)
 
     def log_likelihood(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """log pi(a|s) per sample, as in the class docstring."""
+        """log pi(a|s) per sample, as in the class docstring (with dropout, if any, on)."""
+        self.train()
         out, log_std = self(obs)
+        self.eval()
         if self.discrete:
             return out.log_softmax(-1).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
         target = self.unit_actions(actions)

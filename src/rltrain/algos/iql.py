@@ -16,7 +16,8 @@ log pi(a|s) is networks.RegressionPolicy's: Gaussian, deterministic (MSE) or cat
 standardized with the dataset's statistics and the action scaled to [-1, 1] (one-hot for Discrete actions).
 layer_norm puts a LayerNorm before each hidden activation of Q and V (ReBRAC's critics have one per layer): their
 last features then have a fixed norm, so neither can grow without bound on states and actions the data does not
-cover.
+cover. actor_dropout drops that fraction of the actor's hidden activations in L_pi (the paper's setting on its
+smallest datasets, Adroit and Kitchen: 0.1), so that no few transitions with large weights decide the policy alone.
 """
 
 from __future__ import annotations
@@ -64,13 +65,16 @@ class IQL:
         normalize_obs: bool = True,
         normalize_rewards: bool = True,
         layer_norm: bool = False,
+        actor_dropout: float = 0.0,
     ):
         if not 0 < expectile < 1:
             raise RltrainError(f"algo.expectile={expectile} must be in (0, 1).")
         self.device = device
         hidden, activation = list(network["hidden"]), network["activation"]
         statistics_of = dataset.obs if normalize_obs and dataset is not None else None  # else from a checkpoint
-        self.actor = RegressionPolicy(observation_space, action_space, hidden, activation, policy, statistics_of)
+        self.actor = RegressionPolicy(
+            observation_space, action_space, hidden, activation, policy, statistics_of, actor_dropout
+        )
         self.actor.to(device)
         self.reward_scale = 1.0  # c of the docstring
         if normalize_rewards and dataset is not None:
