@@ -1,6 +1,7 @@
 """CQL, SAC-N and EDAC: their penalties on hand-computed cases, losses on fake batches (finite, reaching only their
 own networks), conservatism that shows, actions inside the box, and checkpoints that act the same after loading;
-and (slow) what every offline preset reaches on its benchmark dataset (IQL and AWR too)."""
+resumed runs that end where uninterrupted ones do (IQL with actor dropout too); and (slow) what every offline preset
+reaches on its benchmark dataset (IQL and AWR too)."""
 
 import math
 import os
