@@ -257,7 +257,7 @@ class RegressionPolicy(nn.Module):
         if not 0 <= dropout < 1:
             from rltrain.errors import RltrainError
 
-            raise RltrainError(f"the policy's dropout {dropout} must be in [0, 1) (algo.actor_dropout).")
+            raise RltrainError(f"algo.actor_dropout={dropout} must be in [0, 1): the fraction of units dropped.")
         super().__init__()
         obs_dim = int(math.prod(observation_space.shape))
         self.discrete = not hasattr(action_space, "shape") or len(action_space.shape) == 0
