@@ -23,10 +23,10 @@ kernel path, `python bench/robustness.py`):
   -111.7; q = 2/44): q^3 = 0.009%, about 6 minutes a run (two at a time).
 - PPO LunarLander misses on 0 of 60 runs (seeds 0-19 x default, avx2 and avx512; q = 1/62): q^3 = 0.0004%. The
   sum over every preset here: 0.06%. It takes 3-4 minutes a run on one core. DQN LunarLander (0 misses in 42 runs
-  at its 1.5e5 steps, 5-10 minutes a run), PPO LunarLanderContinuous (0 in 26, about 4 minutes) and SAC and TD3
-  LunarLanderContinuous (1 in 2 and 0 in 2, 65 and 80 minutes a run) are checked by the robustness bench (`make
-  robustness ARGS="--only dqn-lunarlander ppo-lunarlander-continuous"`), not here: with the first two the suite ran
-  past the 30 minutes CI has on 2 cores.
+  at its 1.5e5 steps, 5-10 minutes a run), PPO LunarLanderContinuous (0 in 60, seeds 0-19 on each path, about 4
+  minutes) and SAC and TD3 LunarLanderContinuous (1 in 2 and 0 in 2, 65 and 80 minutes a run) are checked by the
+  robustness bench (`make robustness ARGS="--only dqn-lunarlander ppo-lunarlander-continuous"`), not here: with
+  the first two the suite ran past the 30 minutes CI has on 2 cores.
 - The imitation tests (tests/test_imitation.py) use this rule and these seeds (conftest.some_seed_reaches), their
   presets benched on the tests' own expert datasets recorded per kernel path: GAIL CartPole, BC CartPole and BC
   Pendulum each 0 misses in 60 runs (20 seeds x default, avx2, avx512; q = 0.016), q^3 = 0.0004% each. The MPC test
