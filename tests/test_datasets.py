@@ -16,6 +16,7 @@ from conftest import BIN, compose_config, run_cli, tiny
 from rltrain import datasets
 from rltrain.collect import main as collect_main
 from rltrain.errors import RltrainError
+from rltrain.schema import config_dir
 from rltrain.trainer import Trainer
 
 minari = pytest.importorskip("minari")
@@ -248,6 +249,16 @@ def test_training_errors_name_the_problem(tmp_path, minari_root):
     assert "algo=gail learns from demonstrations" in trainer_error(tmp_path, "algo=gail")
     message = trainer_error(tmp_path, "algo=ppo", "dataset=test/cartpole/random-v0")
     assert "algo=ppo learns from its own env steps and takes no dataset=" in message
+    # as the CLI builds it (with the shipped algorithms for a hint): those that take this dataset, not the online ones
+    with pytest.raises(RltrainError) as error:
+        config = tiny(compose_config("algo=sac_n", "dataset=test/cartpole/random-v0"))
+        Trainer(config, tmp_path / "run", algo_dir=config_dir() / "algo")
+    assert str(error.value).startswith("algo=sac_n needs a Box action space, but the env has Discrete(2).")
+    assert str(error.value).endswith(" Algorithms that fit CartPole-v1 with a dataset: awr, bc, cql, gail, iql.")
+    with pytest.raises(RltrainError, match=r"takes no dataset=.* with a dataset: awr, bc, cql, gail, iql\.$"):
+        Trainer(
+            tiny(compose_config("algo=dqn", "dataset=test/cartpole/random-v0")), tmp_path / "run", config_dir() / "algo"
+        )
     message = trainer_error(tmp_path, "algo=bc", "env=pendulum", "dataset=test/cartpole/random-v0")
     assert "was recorded on CartPole-v1, but the env is Pendulum-v1" in message
     # an empty dataset, and one whose file is garbage

@@ -205,8 +205,9 @@ def space_mismatch(cls: type, observation_space: gym.Space, action_space: gym.Sp
     return None
 
 
-def fitting_algorithms(env: gym.Env, algo_dir: Path) -> list[str]:
-    """Names of the shipped algorithms that can run on this env."""
+def fitting_algorithms(env: gym.Env, algo_dir: Path, with_dataset: bool = False) -> list[str]:
+    """Names of the shipped algorithms that can run on this env: those that learn from a dataset when the run has
+    one, else those that learn from the env alone."""
     from omegaconf import OmegaConf
 
     names = []
@@ -215,7 +216,7 @@ def fitting_algorithms(env: gym.Env, algo_dir: Path) -> list[str]:
             cls = agent_class(OmegaConf.to_container(OmegaConf.load(path)))
         except RltrainError:
             continue
-        if getattr(cls, "needs_dataset", False):  # runs only with dataset=, so not a hint for this env alone
+        if getattr(cls, "needs_dataset", False) != with_dataset:
             continue
         if space_mismatch(cls, env.observation_space, env.action_space, env) is None:
             names.append(path.stem)
@@ -224,17 +225,23 @@ def fitting_algorithms(env: gym.Env, algo_dir: Path) -> list[str]:
 
 def resolve_algorithm(config: dict, algo_dir: Path | None = None) -> Algorithm:
     """The algorithm's class and the env's spaces; fails in a second, before any env worker or network exists,
-    with one sentence (and the algorithms that would fit, given `algo_dir`) if it cannot run on the env."""
+    with one sentence (and the algorithms that would fit, given `algo_dir`) if it cannot run on the env, or takes
+    no dataset but the run gives one."""
     cls = agent_class(config["algo"])
+    with_dataset = config.get("dataset") is not None
     env = make_env(config["env"])  # one plain instance: cheap, and no vector workers yet
     try:
         observation_space, action_space = env.observation_space, env.action_space
         problem = space_mismatch(cls, observation_space, action_space, env)
         if problem and isinstance(action_space, gym.spaces.Box) and gym.spaces.Discrete in cls.action_spaces:
             problem += "; add env.discretize=N to split each action dimension into N bins (e.g. env.discretize=11)"
+        if not problem and with_dataset and not getattr(cls, "needs_dataset", False):
+            problem = "learns from its own env steps and takes no dataset=; drop it, or use an algorithm that learns "
+            problem += "from a dataset"
         if problem:
-            fits = fitting_algorithms(env, algo_dir) if algo_dir else []
-            hint = f" Algorithms that fit {config['env']['id']}: {', '.join(fits)}." if fits else ""
+            fits = fitting_algorithms(env, algo_dir, with_dataset) if algo_dir else []
+            where = config["env"]["id"] + (" with a dataset" if with_dataset else "")
+            hint = f" Algorithms that fit {where}: {', '.join(fits)}." if fits else ""
             raise RltrainError(f"algo={config['algo']['name']} {problem}.{hint}")
     finally:
         env.close()

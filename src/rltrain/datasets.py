@@ -424,22 +424,16 @@ def write(
 
 # --- what the Trainer and the CLI ask -------------------------------------------------------------------------
 def for_run(config: dict, algorithm, device: torch.device) -> Dataset | None:
-    """The dataset of a run (None when it has none), after checking the algorithm (an agent.Algorithm) wants one."""
+    """The dataset of a run (None when it has none), after checking the algorithm (an agent.Algorithm) has one when
+    it needs one (agent.resolve_algorithm refused a dataset given to an algorithm that takes none)."""
     dataset_id = config.get("dataset")
-    name = config["algo"]["name"]
-    needs = getattr(algorithm.cls, "needs_dataset", False)
     if dataset_id is None:
-        if needs:
+        if getattr(algorithm.cls, "needs_dataset", False):
             raise RltrainError(
-                f"algo={name} learns from demonstrations: give dataset=<minari id> "
+                f"algo={config['algo']['name']} learns from demonstrations: give dataset=<minari id> "
                 "(record one with rltrain-collect; `minari list local` lists them)."
             )
         return None
-    if not needs:
-        raise RltrainError(
-            f"algo={name} learns from its own env steps and takes no dataset=; drop it, or use an algorithm that "
-            "learns from a dataset (algo=bc, algo=gail)."
-        )
     spaces = algorithm.observation_space, algorithm.action_space
     return load(str(dataset_id), *spaces, config["env"]["id"], device)
 
