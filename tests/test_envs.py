@@ -1,11 +1,13 @@
-"""env.discretize: the action grid it builds, where it applies, and the errors that say how to use it."""
+"""env.discretize: the action grid it builds, where it applies, and the errors that say how to use it;
+env.flatten_observation: image, Tuple and Discrete observations as the networks' flat float input."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from conftest import compose_config, run_cli, tiny
-from rltrain.envs import DiscretizedActions, action_wrappers, make_env, make_vector_env
+from rltrain.envs import DiscretizedActions, action_wrappers, as_observation, make_env, make_vector_env
 from rltrain.errors import RltrainError
 from rltrain.trainer import Trainer
 
@@ -64,13 +66,74 @@ def test_dqn_on_a_box_env_suggests_discretize(tmp_path):
         Trainer(tiny(compose_config("algo=dqn", "env=pendulum")), tmp_path)
 
 
-def test_a_discretized_run_evaluates_and_records_video_through_the_cli(workdir):
-    train = run_cli(
-        "algo=dqn", "env=pendulum", "env.discretize=5", "total_steps=400", "algo.learning_starts=100",
-        "eval.episodes=1", "log.progress=false", cwd=workdir,
-    )  # fmt: skip
+@pytest.mark.parametrize(
+    "overrides,folder",
+    [
+        (("algo=dqn", "env=pendulum", "env.discretize=5", "algo.learning_starts=100"), "dqn-pendulum"),
+        (("algo=ppo", "env=gym", "env.id=Blackjack-v1", "env.flatten_observation=true"), "ppo-Blackjack-v1"),
+    ],
+)
+def test_a_wrapped_env_run_evaluates_and_records_video_through_the_cli(workdir, overrides, folder):
+    train = run_cli(*overrides, "total_steps=400", "eval.episodes=1", "log.progress=false", cwd=workdir)
     assert train.returncode == 0, train.stderr
-    [run] = (workdir / "outputs" / "dqn-pendulum").iterdir()
+    [run] = (workdir / "outputs" / folder).iterdir()
     result = run_cli(f"run={run}", "episodes=2", "video=true", script="rltrain-eval", cwd=workdir)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0 and "over 2 episodes" in result.stdout, result.stderr
     assert list(run.glob("**/*.mp4"))
+
+
+# --- env.flatten_observation ----------------------------------------------------------------------------------
+class Pixels(gym.Env):
+    """Five steps of 3x4x4 uint8 images; reward 1 for action 1."""
+
+    observation_space = gym.spaces.Box(0, 255, (3, 4, 4), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.np_random.integers(0, 256, (3, 4, 4), dtype=np.uint8), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.np_random.integers(0, 256, (3, 4, 4), dtype=np.uint8), float(action), False, self.t == 5, {}
+
+
+gym.register("rltrain-test/Pixels-v0", entry_point=Pixels)
+
+
+def test_image_observations_are_refused_with_the_fix_then_flattened_for_training_and_eval(tmp_path):
+    with pytest.raises(RltrainError) as error:
+        Trainer(tiny(compose_config("algo=ppo", "env=gym", "env.id=rltrain-test/Pixels-v0")), tmp_path / "a")
+    assert str(error.value) == (
+        "algo=ppo needs a flat Box observation space, but the env has shape (3, 4, 4); add "
+        "env.flatten_observation=true to feed it to the networks as one flat vector."
+    )
+    config = compose_config("algo=ppo", "env=gym", "env.id=rltrain-test/Pixels-v0", "env.flatten_observation=true")
+    trainer = Trainer(tiny(config), tmp_path / "b")
+    flat = gym.spaces.Box(0, 255, (48,), np.float32)
+    assert trainer.envs.single_observation_space == flat and trainer.eval_envs.single_observation_space == flat
+    summary = trainer.run()
+    assert summary["env_steps"] >= 256 and 0 <= summary["eval_return_mean"] <= 5
+
+
+def test_tuple_and_discrete_observations_flatten_to_one_hot_vectors():
+    blackjack = make_env({"id": "Blackjack-v1", "flatten_observation": True})
+    obs, _ = blackjack.reset(seed=0)
+    assert blackjack.observation_space.shape == (32 + 11 + 2,) and obs.dtype == np.float32
+    assert obs.sum() == 3 and set(obs.tolist()) == {0.0, 1.0}  # one hot per part of the Tuple
+    lake = make_vector_env({"id": "FrozenLake-v1", "flatten_observation": True}, 2)
+    obs, _ = lake.reset(seed=0)
+    np.testing.assert_array_equal(obs, np.eye(16, dtype=np.float32)[[0, 0]])  # both start in state 0
+    lake.close()
+    with pytest.raises(RltrainError, match="env.flatten_observation=yes must be true or false"):
+        make_env({"id": "FrozenLake-v1", "flatten_observation": "yes"})
+    with pytest.raises(RltrainError, match="env.flatten_observation wraps each env, so it needs env.vectorization"):
+        make_vector_env({"id": "CartPole-v1", "flatten_observation": True}, 2, "vector_entry_point")
+
+
+def test_integer_box_observations_reach_the_networks_as_floats_and_discrete_states_stay_integers():
+    pixels = np.zeros((2, 5), np.uint8)
+    assert as_observation(pixels, gym.spaces.Box(0, 255, (5,), np.uint8), torch.device("cpu")).dtype == torch.float32
+    states = np.array([3, 7])
+    assert as_observation(states, gym.spaces.Discrete(16), torch.device("cpu")).dtype == torch.int64

@@ -196,8 +196,8 @@ def space_mismatch(cls: type, observation_space: gym.Space, action_space: gym.Sp
         if not isinstance(space, allowed):
             needs = " or ".join(a.__name__ for a in allowed)
             return f"needs a {needs} {what} space, but the env has {space}"
-        if isinstance(space, gym.spaces.Box) and len(space.shape) != 1 and what == "action":
-            return f"needs a flat Box action space, but the env has shape {space.shape}"
+        if isinstance(space, gym.spaces.Box) and len(space.shape) != 1:  # the networks are MLPs
+            return f"needs a flat Box {what} space, but the env has shape {space.shape}"
     if env is not None:
         for attribute, what in getattr(cls, "needs_env_attributes", {}).items():
             if not hasattr(env.unwrapped, attribute):
@@ -233,8 +233,12 @@ def resolve_algorithm(config: dict, algo_dir: Path | None = None) -> Algorithm:
     try:
         observation_space, action_space = env.observation_space, env.action_space
         problem = space_mismatch(cls, observation_space, action_space, env)
-        if problem and isinstance(action_space, gym.spaces.Box) and gym.spaces.Discrete in cls.action_spaces:
+        wrappable = problem is not None and not with_dataset  # a dataset keeps the spaces it was recorded with
+        box_actions = isinstance(action_space, gym.spaces.Box)
+        if wrappable and " action space" in problem and box_actions and gym.spaces.Discrete in cls.action_spaces:
             problem += "; add env.discretize=N to split each action dimension into N bins (e.g. env.discretize=11)"
+        if wrappable and " observation space" in problem and gym.spaces.Box in cls.observation_spaces:
+            problem += "; add env.flatten_observation=true to feed it to the networks as one flat vector"
         if not problem and with_dataset and not getattr(cls, "needs_dataset", False):
             problem = "learns from its own env steps and takes no dataset=; drop it, or use an algorithm that learns "
             problem += "from a dataset"

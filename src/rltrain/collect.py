@@ -127,10 +127,10 @@ def run(argv: list[str]) -> dict:
         check_env_id(args["env"])
         env_cfg = {"id": args["env"], "kwargs": {}}
         source = "a uniform random policy"
-    if env_cfg.get("discretize") is not None:
+    if env_cfg.get("discretize") is not None or env_cfg.get("flatten_observation"):
         raise RltrainError(
-            "the run trained on a discretized action space (env.discretize), which no env spec can record; "
-            "record a run on the env's own action space."
+            "the run trained on a discretized action space (env.discretize) or flattened observations "
+            "(env.flatten_observation), which no env spec can record; record a run on the env's own spaces."
         )
     env = make_env(env_cfg)
     try:
@@ -152,7 +152,9 @@ def run(argv: list[str]) -> dict:
                 policy = datasets.RandomPolicy(action_space, args["seed"])
                 algorithm = "random"
             else:
-                policy = datasets.NoisyPolicy(agent, action_space, args["noise"], args["seed"], device)
+                policy = datasets.NoisyPolicy(
+                    agent, (observation_space, action_space), args["noise"], args["seed"], device
+                )
                 algorithm = config["algo"]["name"] + (f"+noise{args['noise']:g}" if args["noise"] else "")
                 if args["noise"]:
                     source += f" with noise {args['noise']:g}"

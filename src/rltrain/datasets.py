@@ -269,15 +269,18 @@ class NoisyPolicy:
     """A policy's deterministic action plus exploration noise: epsilon-random for Discrete actions, Gaussian with
     std `noise * (high - low)` (clipped to the box) for Box actions."""
 
-    def __init__(self, agent, action_space: gym.Space, noise: float, seed: int, device: torch.device):
-        self.agent, self.space, self.noise, self.device = agent, action_space, float(noise), device
+    def __init__(self, agent, spaces: tuple[gym.Space, gym.Space], noise: float, seed: int, device: torch.device):
+        self.agent, self.noise, self.device = agent, float(noise), device
+        self.observation_space, self.space = spaces
         self.rng = np.random.default_rng(seed)
-        self.random = RandomPolicy(action_space, seed)
+        self.random = RandomPolicy(self.space, seed)
 
     def act(self, obs, explore: bool = False) -> np.ndarray:
         from rltrain.envs import as_observation
 
-        actions = as_numpy(self.agent.act(as_observation(np.asarray(obs), self.device), explore=False))
+        actions = as_numpy(
+            self.agent.act(as_observation(np.asarray(obs), self.observation_space, self.device), explore=False)
+        )
         if self.noise <= 0:
             return actions
         if isinstance(self.space, gym.spaces.Discrete):

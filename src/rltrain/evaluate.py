@@ -39,7 +39,7 @@ def evaluate_policy(agent, envs, episodes: int, seed: int, device) -> np.ndarray
         active = np.arange(envs.num_envs) < episodes - len(returns)
         episode_return = np.zeros(envs.num_envs)
         while active.any():
-            actions = agent.act(as_observation(obs, device), explore=False)
+            actions = agent.act(as_observation(obs, envs.single_observation_space, device), explore=False)
             if isinstance(actions, torch.Tensor):
                 actions = actions.cpu().numpy()
             obs, rewards, terminated, truncated, _ = envs.step(actions)
@@ -105,7 +105,7 @@ def record_video(agent, config: dict, device, seed: int, path: Path) -> tuple[Pa
     frames.append(env.render())
     done = False
     while not done:
-        action = agent.act(as_observation(np.asarray([obs]), device), explore=False)
+        action = agent.act(as_observation(np.asarray([obs]), env.observation_space, device), explore=False)
         action = action.cpu().numpy() if isinstance(action, torch.Tensor) else action
         obs, reward, terminated, truncated, _ = env.step(action[0])
         total += float(reward)

@@ -77,8 +77,23 @@ def action_wrappers(env_cfg: dict, action_space: gym.Space) -> list:
     return [lambda env: DiscretizedActions(env, bins)]
 
 
+def flatten_observation(env: gym.Env) -> gym.Env:
+    """Dict, Tuple, Discrete and multi-dimensional Box observations as one flat float32 Box, the networks' input
+    (Discrete parts one-hot, pixels as their raw values)."""
+    return gym.wrappers.DtypeObservation(gym.wrappers.FlattenObservation(env), np.float32)
+
+
+def env_wrappers(env_cfg: dict, env: gym.Env) -> list:
+    """The wrappers env.flatten_observation and env.discretize ask for, checked against `env`'s spaces."""
+    flatten = env_cfg.get("flatten_observation", False)
+    if not isinstance(flatten, bool):
+        raise RltrainError(f"env.flatten_observation={flatten} must be true or false.")
+    return ([flatten_observation] if flatten else []) + action_wrappers(env_cfg, env.action_space)
+
+
 def make_env(env_cfg: dict, render_mode: str | None = None) -> gym.Env:
-    """One plain env instance (with env.discretize applied), for probing spaces and for single-env loops."""
+    """One plain env instance (with env.flatten_observation and env.discretize applied), for probing spaces and for
+    single-env loops."""
     check_env_id(env_cfg["id"])
     kwargs = dict(env_cfg.get("kwargs", {}))
     if render_mode is not None:
@@ -90,7 +105,7 @@ def make_env(env_cfg: dict, render_mode: str | None = None) -> gym.Env:
         fix = f"pip install 'rltrain[{extra}]' (make installs it)" if extra else "install what it names"
         raise RltrainError(f"env.id={env_cfg['id']} needs a package that is missing ({exc}); {fix}.") from None
     try:
-        for wrap in action_wrappers(env_cfg, env.action_space):
+        for wrap in env_wrappers(env_cfg, env):
             env = wrap(env)
     except RltrainError:
         env.close()
@@ -118,12 +133,13 @@ def make_vector_env(env_cfg: dict, num_envs: int, vectorization: str | None = No
         kwargs["render_mode"] = render_mode
     vector_kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP} if mode != "vector_entry_point" else {}
     wrappers = None
-    if env_cfg.get("discretize") is not None:
-        if mode == "vector_entry_point":
-            raise RltrainError("env.discretize wraps each env, so it needs env.vectorization=sync or async.")
+    for key in ("discretize", "flatten_observation"):
+        if env_cfg.get(key) not in (None, False) and mode == "vector_entry_point":
+            raise RltrainError(f"env.{key} wraps each env, so it needs env.vectorization=sync or async.")
+    if env_cfg.get("discretize") is not None or env_cfg.get("flatten_observation"):
         probe = gym.make(env_cfg["id"], **kwargs)
         probe.close()
-        wrappers = action_wrappers(env_cfg, probe.action_space)
+        wrappers = env_wrappers(env_cfg, probe)
     envs = gym.make_vec(
         env_cfg["id"],
         num_envs=num_envs,
@@ -198,9 +214,10 @@ class CheckedEnv:
             )
 
 
-def as_observation(obs: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Observations as the networks take them: float32 tensors; discrete states stay integers."""
-    if np.issubdtype(np.asarray(obs).dtype, np.integer):
+def as_observation(obs: np.ndarray, observation_space: gym.Space, device: torch.device) -> torch.Tensor:
+    """Observations as the networks take them: float32 tensors (integer Box observations included); the states of
+    a Discrete observation space stay integers."""
+    if isinstance(observation_space, gym.spaces.Discrete):
         return torch.as_tensor(obs, device=device)
     return torch.as_tensor(obs, dtype=torch.float32, device=device)
 
