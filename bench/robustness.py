@@ -113,18 +113,23 @@ def without_unset(value):
     return value
 
 
-# options an algorithm gained after runs were recorded, at the value that trains as before: (algo name, key) -> value;
-# left out of the hash at that value, so the earlier runs still count (as options added as null are, above)
-ADDED_AT_EARLIER_BEHAVIOUR = {("sac", "anneal_lr"): False, ("iql", "actor_dropout"): 0.0}
+# options gained after runs were recorded, at the value that trains as before: (config group, its name or None for
+# any, key) -> value; left out of the hash at that value, so the earlier runs still count (as options added as null
+# are, above)
+ADDED_AT_EARLIER_BEHAVIOUR = {
+    ("algo", "sac", "anneal_lr"): False,
+    ("algo", "iql", "actor_dropout"): 0.0,
+    ("env", None, "flatten_observation"): False,
+}
 
 
 def config_hash(config: dict) -> str:
     """What decides a run's outcome besides seed and kernel path: the config without seed and logging keys."""
     kept = without_unset({k: v for k, v in config.items() if k not in ("seed", "log", "resume", "hparams_search")})
-    algo = kept.get("algo", {})
-    for (name, key), value in ADDED_AT_EARLIER_BEHAVIOUR.items():
-        if algo.get("name") == name and key in algo and algo[key] == value:
-            kept["algo"] = algo = {k: v for k, v in algo.items() if k != key}
+    for (group, name, key), value in ADDED_AT_EARLIER_BEHAVIOUR.items():
+        section = kept.get(group, {})
+        if name in (None, section.get("name")) and key in section and section[key] == value:
+            kept[group] = {k: v for k, v in section.items() if k != key}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

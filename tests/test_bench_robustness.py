@@ -39,6 +39,13 @@ def test_an_option_added_at_its_earlier_behaviour_keeps_a_presets_runs_but_switc
     assert robustness.config_hash({**config, "algo": {**config["algo"], "anneal_lr": True}}) != digest
     dqn = {"seed": 0, "algo": {"name": "dqn", "anneal_lr": False}, "total_steps": 1000}  # DQN always had it
     assert robustness.config_hash(dqn) != robustness.config_hash({**dqn, "algo": {"name": "dqn"}})
+    env = {**config, "env": {"name": "pendulum", "id": "Pendulum-v1"}}  # an env option, for every env
+    assert robustness.config_hash({**env, "env": {**env["env"], "flatten_observation": False}}) == (
+        robustness.config_hash(env)
+    )
+    assert robustness.config_hash({**env, "env": {**env["env"], "flatten_observation": True}}) != (
+        robustness.config_hash(env)
+    )
 
 
 def test_the_tables_cpu_line_counts_runs_per_cpu_most_first():
