@@ -137,3 +137,36 @@ def test_integer_box_observations_reach_the_networks_as_floats_and_discrete_stat
     assert as_observation(pixels, gym.spaces.Box(0, 255, (5,), np.uint8), torch.device("cpu")).dtype == torch.float32
     states = np.array([3, 7])
     assert as_observation(states, gym.spaces.Discrete(16), torch.device("cpu")).dtype == torch.int64
+
+
+# --- unbounded actions ------------------------------------------------------------------------------------------
+class Unbounded(gym.Env):
+    """Twenty steps of a Box(-inf, inf) action penalized by its square."""
+
+    observation_space = gym.spaces.Box(-1, 1, (3,), np.float32)
+    action_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(3, np.float32), -float(np.square(action).sum()), False, self.t == 20, {}
+
+
+gym.register("rltrain-test/Unbounded-v0", entry_point=Unbounded)
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3", "ddpg", "mpc"])
+def test_tanh_bounded_algorithms_refuse_infinite_action_bounds_and_name_those_that_fit(algo, tmp_path):
+    config = tiny(compose_config(f"algo={algo}", "env=gym", "env.id=rltrain-test/Unbounded-v0"))
+    with pytest.raises(RltrainError, match=r"has infinite bounds, .*use algo=ppo, a2c, trpo or reinforce"):
+        Trainer(config, tmp_path)
+
+
+def test_gaussian_policies_train_on_infinite_action_bounds(tmp_path):
+    config = tiny(compose_config("algo=ppo", "env=gym", "env.id=rltrain-test/Unbounded-v0"))
+    summary = Trainer(config, tmp_path).run()
+    assert np.isfinite(summary["eval_return_mean"])

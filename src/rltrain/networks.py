@@ -216,6 +216,13 @@ def adam(params, lr: float) -> torch.optim.Adam:
 
 def box_center_and_half_range(action_space, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Maps a in [-1, 1] to the env's box as center + half_range * a (for tanh-bounded policies)."""
+    if not (math.isfinite(float(action_space.low.min())) and math.isfinite(float(action_space.high.max()))):
+        from rltrain.errors import RltrainError
+
+        raise RltrainError(
+            f"the action space {action_space} has infinite bounds, which this algorithm maps its actions into; use "
+            "algo=ppo, a2c, trpo or reinforce (unbounded Gaussian policies) or give the env finite action bounds."
+        )
     low = torch.as_tensor(action_space.low, dtype=torch.float32, device=device)
     high = torch.as_tensor(action_space.high, dtype=torch.float32, device=device)
     return (high + low) / 2, (high - low) / 2
