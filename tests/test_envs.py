@@ -170,3 +170,44 @@ def test_gaussian_policies_train_on_infinite_action_bounds(tmp_path):
     config = tiny(compose_config("algo=ppo", "env=gym", "env.id=rltrain-test/Unbounded-v0"))
     summary = Trainer(config, tmp_path).run()
     assert np.isfinite(summary["eval_return_mean"])
+
+
+# --- Discrete spaces that do not start at 0 ---------------------------------------------------------------------
+class Labelled(gym.Env):
+    """States 10..20 (10 + the step) and actions -1, 0, 1 (Discrete with start): reward = the action; ten steps."""
+
+    observation_space = gym.spaces.Discrete(11, start=10)
+    action_space = gym.spaces.Discrete(3, start=-1)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return 10, {}
+
+    def step(self, action):
+        assert self.action_space.contains(action), f"action {action} is not one of the env's labels"
+        self.t += 1
+        return 10 + self.t, float(action), self.t == 10, False, {}
+
+
+gym.register("rltrain-test/Labelled-v0", entry_point=Labelled)
+
+
+def test_discrete_spaces_with_a_start_are_counted_from_zero_and_the_env_still_gets_its_labels():
+    env = make_env({"id": "rltrain-test/Labelled-v0"})
+    assert env.observation_space == gym.spaces.Discrete(11) and env.action_space == gym.spaces.Discrete(3)
+    assert env.reset(seed=0)[0] == 0
+    obs, reward, *_ = env.step(2)  # the last action, labelled 1 by the env
+    assert obs == 1 and reward == 1.0
+    envs = make_vector_env({"id": "rltrain-test/Labelled-v0"}, 2)
+    assert envs.single_action_space == gym.spaces.Discrete(3)
+    envs.reset(seed=0)
+    assert envs.step(np.array([0, 1]))[1].tolist() == [-1.0, 0.0]
+    envs.close()
+
+
+@pytest.mark.parametrize("overrides", [("algo=ppo", "env.flatten_observation=true"), ("algo=q_learning",)])
+def test_algorithms_learn_the_best_labelled_action(overrides, tmp_path):
+    config = compose_config(*overrides, "env=gym", "env.id=rltrain-test/Labelled-v0", "total_steps=3000")
+    summary = Trainer(tiny(config, 3000), tmp_path).run()
+    assert summary["eval_return_mean"] == 10.0  # action 1 at each of the ten steps

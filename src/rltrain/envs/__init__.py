@@ -53,6 +53,36 @@ class DiscretizedActions(gym.ActionWrapper):
         return np.array([values[i] for values, i in zip(self.values, per_dimension)], dtype=self.dtype)
 
 
+def discrete_start(space: gym.Space) -> int:
+    return int(space.start) if isinstance(space, gym.spaces.Discrete) else 0
+
+
+class ZeroBasedDiscrete(gym.Wrapper):
+    """Discrete(n, start=s) observations and actions as Discrete(n) counted from 0, as the networks' outputs and the
+    tables' rows are; the env still gets and gives its own labels."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.obs_start, self.action_start = discrete_start(env.observation_space), discrete_start(env.action_space)
+        if self.obs_start:
+            self.observation_space = gym.spaces.Discrete(env.observation_space.n)
+        if self.action_start:
+            self.action_space = gym.spaces.Discrete(env.action_space.n)
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        return obs - self.obs_start, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action + self.action_start)
+        return obs - self.obs_start, reward, terminated, truncated, info
+
+
+def zero_based(env: gym.Env) -> gym.Env:
+    """`env`, wrapped in ZeroBasedDiscrete when a Discrete space of it does not start at 0."""
+    return ZeroBasedDiscrete(env) if discrete_start(env.observation_space) or discrete_start(env.action_space) else env
+
+
 MAX_DISCRETE_ACTIONS = 4096
 
 
@@ -104,6 +134,7 @@ def make_env(env_cfg: dict, render_mode: str | None = None) -> gym.Env:
         extra = next((e for e in ("box2d", "mujoco") if e in str(exc).lower()), None)
         fix = f"pip install 'rltrain[{extra}]' (make installs it)" if extra else "install what it names"
         raise RltrainError(f"env.id={env_cfg['id']} needs a package that is missing ({exc}); {fix}.") from None
+    env = zero_based(env)
     try:
         for wrap in env_wrappers(env_cfg, env):
             env = wrap(env)
@@ -132,14 +163,14 @@ def make_vector_env(env_cfg: dict, num_envs: int, vectorization: str | None = No
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     vector_kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP} if mode != "vector_entry_point" else {}
-    wrappers = None
+    wrappers = None if mode == "vector_entry_point" else [zero_based]
     for key in ("discretize", "flatten_observation"):
         if env_cfg.get(key) not in (None, False) and mode == "vector_entry_point":
             raise RltrainError(f"env.{key} wraps each env, so it needs env.vectorization=sync or async.")
     if env_cfg.get("discretize") is not None or env_cfg.get("flatten_observation"):
-        probe = gym.make(env_cfg["id"], **kwargs)
+        probe = zero_based(gym.make(env_cfg["id"], **kwargs))
         probe.close()
-        wrappers = env_wrappers(env_cfg, probe)
+        wrappers += env_wrappers(env_cfg, probe)
     envs = gym.make_vec(
         env_cfg["id"],
         num_envs=num_envs,
