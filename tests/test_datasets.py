@@ -15,10 +15,12 @@ import torch
 from conftest import BIN, compose_config, run_cli, tiny
 from rltrain import datasets
 from rltrain.collect import main as collect_main
+from rltrain.envs import make_env
 from rltrain.errors import RltrainError
 from rltrain.schema import config_dir
 from rltrain.trainer import Trainer
 
+CPU = torch.device("cpu")
 minari = pytest.importorskip("minari")
 from minari.data_collector import EpisodeBuffer  # noqa: E402
 
@@ -295,6 +297,41 @@ def test_cli_takes_the_env_from_the_dataset_and_fails_in_one_sentence(tmp_path, 
     [line] = result.stderr.strip().splitlines()
     assert "dataset=test/pendulum/nothing-v0 is not in the Minari root" in line
     assert not list((tmp_path / "elsewhere").glob("outputs/*")), "a failed command must not leave a run folder"
+
+
+def test_tuple_and_discrete_observations_are_recorded_and_loaded_flat_as_the_env_flattens_them(tmp_path, minari_root):
+    collect("id=test/blackjack/random-v0", "env=Blackjack-v1", "episodes=20", "ref_episodes=2")
+    raw = minari.load_dataset("test/blackjack/random-v0")
+    first = next(raw.iterate_episodes())
+    assert isinstance(first.observations, tuple) and len(first.observations) == 3  # Minari's layout for a Tuple
+    env = make_env({"id": "Blackjack-v1", "flatten_observation": True})
+    data = datasets.load("test/blackjack/random-v0", env.observation_space, env.action_space, "Blackjack-v1", CPU)
+    assert data.obs.shape == (raw.total_steps, 32 + 11 + 2)
+    start = tuple(int(part[0]) for part in first.observations)
+    np.testing.assert_array_equal(data.obs[0].numpy(), gym.spaces.flatten(raw.observation_space, start))
+    # not flattened: one sentence with the fix, before anything is built
+    message = trainer_error(tmp_path, "algo=bc", "dataset=test/blackjack/random-v0", "env=gym", "env.id=Blackjack-v1")
+    assert message.endswith("add env.flatten_observation=true to feed it to the networks as one flat vector.")
+    # through the CLI: the dataset's env, flattened; offline training, then rltrain-eval on the flattened env
+    collect("id=test/frozenlake/random-v0", "env=FrozenLake-v1", "episodes=20", "ref_episodes=2")
+    env_vars = {"MINARI_DATASETS_PATH": str(minari_root)}
+    flags = ["env.flatten_observation=true", "total_steps=64", "eval.episodes=2", "hydra.run.dir=cql"]
+    result = run_cli("algo=cql", "dataset=test/frozenlake/random-v0", *flags, cwd=tmp_path, env=env_vars)
+    assert result.returncode == 0 and "cql on FrozenLake-v1" in result.stdout, result.stderr
+    result = run_cli("run=cql", "episodes=2", script="rltrain-eval", cwd=tmp_path, env=env_vars)
+    assert result.returncode == 0 and "over 2 episodes" in result.stdout, result.stderr
+
+
+def test_dict_observations_as_minari_returns_them_flatten_like_gymnasium_step_by_step():
+    space = gym.spaces.Dict(
+        {"position": gym.spaces.Box(-1, 1, (2,)), "goal": gym.spaces.Discrete(3), "image": gym.spaces.Box(0, 9, (2, 2))}
+    )
+    steps = [space.sample() for _ in range(4)]
+    batch = {key: np.stack([step[key] for step in steps]) for key in space.spaces}  # Minari's layout: arrays per key
+    expected = np.stack([gym.spaces.flatten(space, step) for step in steps])
+    np.testing.assert_array_equal(datasets.flat_observations(space, batch, 4), expected)
+    assert datasets.needs_flattening(space, gym.spaces.Box(-np.inf, np.inf, (2 + 3 + 4,)))
+    assert not datasets.needs_flattening(gym.spaces.Box(-1, 1, (4,)), gym.spaces.Box(-1, 1, (4,)))
 
 
 def test_offline_checkpoint_round_trip_gives_the_same_actions(tmp_path):

@@ -233,11 +233,11 @@ def resolve_algorithm(config: dict, algo_dir: Path | None = None) -> Algorithm:
     try:
         observation_space, action_space = env.observation_space, env.action_space
         problem = space_mismatch(cls, observation_space, action_space, env)
-        wrappable = problem is not None and not with_dataset  # a dataset keeps the spaces it was recorded with
-        box_actions = isinstance(action_space, gym.spaces.Box)
-        if wrappable and " action space" in problem and box_actions and gym.spaces.Discrete in cls.action_spaces:
+        # a dataset keeps the actions it was recorded with; its observations are flattened as the env's are
+        discretizable = problem is not None and not with_dataset and isinstance(action_space, gym.spaces.Box)
+        if discretizable and " action space" in problem and gym.spaces.Discrete in cls.action_spaces:
             problem += "; add env.discretize=N to split each action dimension into N bins (e.g. env.discretize=11)"
-        if wrappable and " observation space" in problem and gym.spaces.Box in cls.observation_spaces:
+        if problem and " observation space" in problem and gym.spaces.Box in cls.observation_spaces:
             problem += "; add env.flatten_observation=true to feed it to the networks as one flat vector"
         if not problem and with_dataset and not getattr(cls, "needs_dataset", False):
             problem = "learns from its own env steps and takes no dataset=; drop it, or use an algorithm that learns "

@@ -226,7 +226,8 @@ def train_seeds(cfg: DictConfig, run_dir: Path) -> float | None:
 def with_dataset_env(cfg: DictConfig) -> DictConfig:
     """`dataset=<id>` without env=: the config composed again on the env the dataset was recorded on."""
     overrides = list(HydraConfig.get().overrides.task)
-    if cfg.get("dataset") is None or any(o.lstrip("+~").split("=")[0].split(".")[0] == "env" for o in overrides):
+    # env= or env.id= picks the env; other env keys (env.flatten_observation=true) apply to the dataset's env
+    if cfg.get("dataset") is None or any(o.lstrip("+~").split("=")[0] in ("env", "env.id") for o in overrides):
         return cfg
     from hydra import compose
 

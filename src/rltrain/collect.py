@@ -198,12 +198,15 @@ def run(argv: list[str]) -> dict:
         "ref_max_score": ref_max,
     }
     refs = f"ref_min_score {ref_min:.1f}" + (f", ref_max_score {ref_max:.1f}" if ref_max is not None else "")
+    from gymnasium.spaces import Box
+
+    flat = isinstance(observation_space, Box) and len(observation_space.shape) == 1
     print(
         f"Wrote {dataset_id}: {len(buffers)} episodes, {steps} steps of {source} on {env_cfg['id']}, "
         f"mean return {result['return_mean']:.1f} ({refs})\n"
         f"  path:   {result['path']}\n"
         f"  list:   minari list local\n"
-        f"  train:  rltrain algo=bc dataset={dataset_id}"
+        f"  train:  rltrain algo=bc dataset={dataset_id}" + ("" if flat else " env.flatten_observation=true")
     )
     if ref_max is None:
         print("  note:   no ref_max_score (a random source); pass ref_max=<expert return> for normalized scores")

@@ -175,6 +175,30 @@ def space_problem(what: str, ours: gym.Space, theirs: gym.Space) -> str | None:
     return None
 
 
+def step_of(batch, i: int):
+    """Step i of one episode's observations as Minari returns them: an array, or a dict or tuple of them."""
+    if isinstance(batch, dict):
+        return {key: step_of(value, i) for key, value in batch.items()}
+    if isinstance(batch, tuple):
+        return tuple(step_of(value, i) for value in batch)
+    return batch[i]
+
+
+def flat_observations(space: gym.Space, batch, count: int) -> np.ndarray:
+    """One episode's observations in the rows gymnasium's flatten gives, as env.flatten_observation feeds them to
+    the networks (Discrete parts one-hot)."""
+    if isinstance(space, gym.spaces.Box):
+        return np.asarray(batch, dtype=np.float32).reshape(count, -1)
+    return np.stack([gym.spaces.flatten(space, step_of(batch, i)) for i in range(count)]).astype(np.float32)
+
+
+def needs_flattening(theirs: gym.Space, ours: gym.Space) -> bool:
+    """Whether the dataset's observations (`theirs`) are structured and the env's (`ours`) their flattened form."""
+    if isinstance(theirs, gym.spaces.Box) and len(theirs.shape) == 1:
+        return False
+    return isinstance(ours, gym.spaces.Box) and ours.shape == (gym.spaces.flatdim(theirs),)
+
+
 def load(
     dataset_id: str,
     observation_space: gym.Space,
@@ -190,15 +214,19 @@ def load(
             f"dataset={dataset_id} was recorded on {spec.id}, but the env is {env_id}; "
             f"drop env= (the dataset's env is used) or pick a dataset of {env_id}."
         )
+    flatten = needs_flattening(data.observation_space, observation_space)  # the run has env.flatten_observation
     for what, ours, theirs in (
-        ("observation", observation_space, data.observation_space),
+        ("observation", observation_space, observation_space if flatten else data.observation_space),
         ("action", action_space, data.action_space),
     ):
         problem = space_problem(what, ours, theirs)
         if problem:
             raise RltrainError(f"dataset={dataset_id} does not fit {env_id}: {problem}.")
     if not isinstance(observation_space, gym.spaces.Box):
-        raise RltrainError(f"dataset={dataset_id}: only Box observations can be loaded, not {observation_space}.")
+        raise RltrainError(
+            f"dataset={dataset_id}: only Box observations can be loaded, not {observation_space}; add "
+            "env.flatten_observation=true to load them as flat vectors."
+        )
 
     steps, episodes = int(data.total_steps), int(data.total_episodes)
     discrete = isinstance(action_space, gym.spaces.Discrete)
@@ -228,7 +256,10 @@ def load(
             warnings.simplefilter("ignore")
             for e, episode in enumerate(data.iterate_episodes()):
                 n = len(episode)
-                observations = np.asarray(episode.observations, dtype=np.float32).reshape(n + 1, *obs_shape)
+                if flatten:
+                    observations = flat_observations(data.observation_space, episode.observations, n + 1)
+                else:
+                    observations = np.asarray(episode.observations, dtype=np.float32).reshape(n + 1, *obs_shape)
                 rows = slice(start, start + n)
                 out.obs[rows] = torch.as_tensor(observations[:-1])
                 out.next_obs[rows] = torch.as_tensor(observations[1:])
@@ -258,6 +289,8 @@ class RandomPolicy:
         self.space.seed(seed)
 
     def act(self, obs, explore: bool = True) -> np.ndarray:
+        while isinstance(obs, (dict, tuple)):  # Dict or Tuple observations: their first part has the batch
+            obs = next(iter(obs.values())) if isinstance(obs, dict) else obs[0]
         return np.stack([self.space.sample() for _ in range(len(obs))])
 
 
@@ -302,7 +335,7 @@ def record_policy(policy, env: gym.Env, episodes: int | None, steps: int | None,
         obs, _ = env.reset(seed=episode_seed)
         observations, actions, rewards, terminations, truncations = [obs], [], [], [], []
         while True:
-            action = policy.act(obs[None])[0]
+            action = policy.act([obs])[0]  # a batch of one; Dict, Tuple and Discrete observations included
             obs, reward, terminated, truncated, _ = env.step(action)
             total += 1
             cut = steps is not None and total >= steps
@@ -319,10 +352,21 @@ def record_policy(policy, env: gym.Env, episodes: int | None, steps: int | None,
     return buffers
 
 
+def stack_steps(observations: list):
+    """An episode's observations as Minari stores them: one array, or a dict or tuple of arrays for Dict and Tuple
+    observation spaces."""
+    first = observations[0]
+    if isinstance(first, dict):
+        return {key: stack_steps([o[key] for o in observations]) for key in first}
+    if isinstance(first, tuple):
+        return tuple(stack_steps([o[i] for o in observations]) for i in range(len(first)))
+    return np.asarray(observations)
+
+
 def episode_buffer(cls, seed, observations, actions, rewards, terminations, truncations):
     return cls(
         seed=seed,
-        observations=np.asarray(observations),
+        observations=stack_steps(observations),
         actions=np.asarray(actions),
         rewards=np.asarray(rewards, dtype=np.float64),
         terminations=np.asarray(terminations, dtype=bool),

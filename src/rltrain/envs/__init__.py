@@ -247,7 +247,10 @@ class CheckedEnv:
 
 def as_observation(obs: np.ndarray, observation_space: gym.Space, device: torch.device) -> torch.Tensor:
     """Observations as the networks take them: float32 tensors (integer Box observations included); the states of
-    a Discrete observation space stay integers."""
+    a Discrete observation space stay integers; Dict and Tuple observations stay as they are (only a random policy
+    acts on them: an agent's env has env.flatten_observation)."""
+    if isinstance(observation_space, (gym.spaces.Dict, gym.spaces.Tuple)):
+        return obs
     if isinstance(observation_space, gym.spaces.Discrete):
         return torch.as_tensor(obs, device=device)
     return torch.as_tensor(obs, dtype=torch.float32, device=device)
