@@ -282,7 +282,7 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="rltrain-report", description=__doc__.splitlines()[0].strip("`: "))
+    parser = argparse.ArgumentParser(prog="rltrain-report", description=__doc__.splitlines()[0].split("`: ", 1)[1])
     parser.add_argument("paths", nargs="+", type=Path, help="run folders, sweep folders or outputs/")
     parser.add_argument("--metric", default=DEFAULT_METRIC, help="TensorBoard scalar (default: %(default)s)")
     parser.add_argument("--group-by", nargs="*", help="config keys defining groups (default: the keys that differ)")
