@@ -26,8 +26,10 @@ class Agent(Protocol):
     """What every algorithm has: the Trainer, evaluation, rltrain-eval and checkpoints read these."""
 
     kind: ClassVar[str]  # which loop drives it: a key of loops.LOOPS and of PROTOCOLS below
-    observation_spaces: ClassVar[tuple[type[gym.Space], ...]]  # the observation space types it supports
-    action_spaces: ClassVar[tuple[type[gym.Space], ...]]  # the action space types it supports
+    # the space types it supports; a Box must be flat (env.flatten_observation makes it so), a Discrete counts from
+    # 0 (envs.make_env shifts one with a start), and Box actions of tanh-bounded policies need finite bounds
+    observation_spaces: ClassVar[tuple[type[gym.Space], ...]]
+    action_spaces: ClassVar[tuple[type[gym.Space], ...]]
     # optional: needs_env_attributes = {"P": "a transition table"}, what the unwrapped env must have besides
     # optional: needs_dataset = True, learns from demonstrations: the run needs dataset=<minari id>, and the
     #   constructor takes it as `dataset` (a datasets.Dataset; None when built from a checkpoint only to act)
