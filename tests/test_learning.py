@@ -32,11 +32,11 @@ kernel path, `python bench/robustness.py`):
   Pendulum each 0 misses in 60 runs (20 seeds x default, avx2, avx512; q = 0.016), q^3 = 0.0004% each. The MPC test
   (tests/test_mpc.py) uses it too: MPC Pendulum 3 misses in 60 runs (seed 18 on each of default, avx2 and avx512;
   2-3.5 minutes a run on avx512, 3.5-7 on default; q = 4/62), q^3 = 0.027%; with it the sum over every preset here is
-  0.09%. The discrete CQL test uses seeds 0 and 1: 0 misses in 60 runs (seeds 0-19 x default, avx2, avx512 on the
+  0.08%. The discrete CQL test uses seeds 0 and 1: 0 misses in 60 runs (seeds 0-19 x default, avx2, avx512 on the
   CartPole replay of `make datasets`; q = 1/62), q^2 = 0.026%; the CQL Pendulum test (tests/test_offline_critics.py)
-  0.011%. The IQL test on Pendulum medium-replay there tries seeds 0-3: 8 misses in 68 runs (seeds 0-19 on each path,
-  28 runs on avx512, on an AMD EPYC and an Intel Xeon; q = 9/70), q^4 = 0.027%; with it and the EDAC test there
-  (0.027%) the sum is 0.18%.
+  0.023% (4 misses in 80 runs: 40 on the default path, on an AMD EPYC and an Intel Xeon). The IQL test on Pendulum
+  medium-replay there tries seeds 0-3: 8 misses in 68 runs (seeds 0-19 on each path, 28 runs on avx512, on an AMD EPYC
+  and an Intel Xeon; q = 9/70), q^4 = 0.027%; with it and the EDAC test there (0.027%) the sum is 0.19%.
 
 Caveat: q^3 treats seeds 0, 1 and 2 as independent. Their training is, their final evaluations are not: the eval
 episodes start from env seeds seed + 10000 + k (k = 0-9), so neighbouring seeds share 9 of 10 starts, and on
