@@ -162,7 +162,7 @@ gym.register("rltrain-test/Unbounded-v0", entry_point=Unbounded)
 @pytest.mark.parametrize("algo", ["sac", "td3", "ddpg", "mpc"])
 def test_tanh_bounded_algorithms_refuse_infinite_action_bounds_and_name_those_that_fit(algo, tmp_path):
     config = tiny(compose_config(f"algo={algo}", "env=gym", "env.id=rltrain-test/Unbounded-v0"))
-    with pytest.raises(RltrainError, match=r"has infinite bounds, .*use algo=ppo, a2c, trpo or reinforce"):
+    with pytest.raises(RltrainError, match=r"infinite bounds, .*or train on it with algo=ppo, a2c, trpo or reinforce"):
         Trainer(config, tmp_path)
 
 

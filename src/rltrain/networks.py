@@ -220,8 +220,8 @@ def box_center_and_half_range(action_space, device: torch.device) -> tuple[torch
         from rltrain.errors import RltrainError
 
         raise RltrainError(
-            f"the action space {action_space} has infinite bounds, which this algorithm maps its actions into; use "
-            "algo=ppo, a2c, trpo or reinforce (unbounded Gaussian policies) or give the env finite action bounds."
+            f"the action space {action_space} has infinite bounds, which this algorithm maps its actions into; give "
+            "the env finite action bounds, or train on it with algo=ppo, a2c, trpo or reinforce (unbounded Gaussians)."
         )
     low = torch.as_tensor(action_space.low, dtype=torch.float32, device=device)
     high = torch.as_tensor(action_space.high, dtype=torch.float32, device=device)
