@@ -78,6 +78,39 @@ def test_ensemble_fits_a_known_linear_system():
     assert (models.min_logvar < models.max_logvar).all()
 
 
+def test_planning_stops_counting_reward_after_a_learned_termination():
+    """s' = s + a, reward 1 on every step, the episode terminates once |s'| > 1: with rewards alone every plan is
+    worth the same; with the learned ends, a plan that leaves [-1, 1] is worth fewer steps than one that stays."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    box1 = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+    obs = torch.rand(2000, 1) * 2 - 1
+    actions = torch.rand(2000, 1) * 0.8 - 0.4
+    next_obs = obs + actions
+    ones = torch.ones(2000)
+    agent = MPC(box1, box1, CPU, hidden=[32, 32], ensemble=1, particles=1, batch_size=64, max_epochs=40, patience=40)
+    agent.update({"obs": obs, "actions": actions, "rewards": ones, "next_obs": next_obs, "terminated": 0 * ones})
+    assert not agent.models.learns_terminations  # an env that never ended: planning as without the model
+    assert agent.models.step(obs[None, :3], actions[None, :3] / 2)[2] is None
+    metrics = agent.update(
+        {
+            "obs": obs,
+            "actions": actions,
+            "rewards": ones,
+            "next_obs": next_obs,
+            "terminated": 1.0 * (next_obs.abs() > 1)[:, 0],
+        }
+    )
+    assert agent.models.learns_terminations and metrics["heldout_termination_bce"] < 0.1, metrics
+    start = torch.tensor([[0.5]])
+    stay = torch.zeros(1, 1, 6, 1)  # normalized actions: 0.4 per step (half-range 2) leaves [-1, 1] at step 2
+    leave = torch.full((1, 1, 6, 1), 0.2)
+    torch.manual_seed(1)
+    returns = agent.returns(start, torch.cat([stay, leave], dim=1))[0]
+    assert returns[0] == pytest.approx(6.0, abs=0.3)  # 6 rewarded steps
+    assert returns[1] == pytest.approx(2.0, abs=0.5)  # 0.9 then 1.3: the step that ends still pays, none after it
+
+
 def test_replay_contents_are_every_stored_transition():
     replay = ReplayBuffer(10, (3,), (2,), torch.float32, CPU)
     for i in range(4):
@@ -104,6 +137,24 @@ def test_checkpoint_round_trip_gives_identical_actions(tmp_path):
     torch.testing.assert_close(first, second, rtol=0, atol=0)
     high = torch.as_tensor(gym.make("Pendulum-v1").action_space.high)
     assert (first.abs() <= high).all()
+
+    # a checkpoint saved before the termination model existed loads, and plans the same
+    termination_keys = [k for k in state["models"] if k.startswith("termination.") or k == "learns_terminations"]
+    kept = len(state["optimizer"]["param_groups"][0]["params"]) - sum(
+        k.startswith("termination.") for k in termination_keys
+    )
+    old = {
+        **state,
+        "models": {k: v for k, v in state["models"].items() if k not in termination_keys},
+        "optimizer": {
+            "state": state["optimizer"]["state"],
+            "param_groups": [{**state["optimizer"]["param_groups"][0], "params": list(range(kept))}],
+        },
+    }
+    older = Trainer(config, tmp_path / "older").agent
+    older.load_state_dict(old)
+    torch.manual_seed(7)
+    torch.testing.assert_close(older.act(obs, explore=False), first, rtol=0, atol=0)
 
 
 def test_discrete_actions_are_one_clear_error(tmp_path):

@@ -5,13 +5,16 @@ Model:    for members e = 1..E,  (mu_e, log var_e) = f_e(norm(s, a)),  the Gauss
               log var <- max - softplus(max - log var);  log var <- min + softplus(log var - min)
           L_f = sum_e E[(mu_e - y)^2 * exp(-log var_e) + log var_e] + 0.01 * (sum max - sum min)
 Reward:   r_hat = g(norm(s, a, s')),  L_g = E[(r_hat - norm(r))^2]
+Ends:     p_end = sigmoid(h(norm(s, a, s'))),  L_h = E[BCE(p_end, terminated)]: learned (and used) only once the data
+          holds a terminated transition, so envs that end only at a time limit plan exactly as without it
 Fitting:  every train_every env steps on ALL real data (update() takes the whole replay buffer): a held-out split,
           epochs of minibatches until the held-out MSE has not improved for `patience` epochs; the best weights win.
-Planning: R(a_1..a_H) = mean over particles of sum_t r_hat(s_t, a_t, s_t+1), s_t+1 ~ N(mu_e, var_e) sampled
+Planning: R(a_1..a_H) = mean over particles of sum_t alive_t r_hat(s_t, a_t, s_t+1), s_t+1 ~ N(mu_e, var_e) sampled,
+          alive_1 = 1, alive_t+1 = alive_t (1 - p_end(s_t, a_t, s_t+1)): nothing is earned after a predicted end
           (trajectory sampling TS-inf: particle p stays with member p mod E for the whole horizon), maximized by the
           planner (planners.py: cem, mppi, random), warm-started from the previous plan shifted by one step.
 act(explore=True) adds Gaussian noise of explore_noise (a fraction of the action half-range) to the planned
-action; explore=False is the planner alone. The model predicts no terminations: for envs without terminal states.
+action; explore=False is the planner alone.
 Actions live in [-1, 1] inside the agent and are scaled to the env's box at the boundary.
 """
 
@@ -66,7 +69,7 @@ class Normalizer(nn.Module):
 
 
 class Models(nn.Module):
-    """The dynamics ensemble, the reward model and their normalizers: everything planning reads."""
+    """The dynamics ensemble, the reward and termination models and their normalizers: everything planning reads."""
 
     def __init__(self, obs_dim: int, act_dim: int, ensemble: int, hidden: list[int]):
         super().__init__()
@@ -79,6 +82,11 @@ class Models(nn.Module):
         self.delta_norm = Normalizer(obs_dim)
         self.reward_input_norm = Normalizer(2 * obs_dim + act_dim)
         self.reward_norm = Normalizer(1)
+        # Made on a forked RNG so that the other models' initial weights, and everything after, are the same as
+        # without it: a run on an env that never terminates is bit-identical whether or not this model exists.
+        with torch.random.fork_rng(devices=[]):
+            self.termination = EnsembleMLP(1, 2 * obs_dim + act_dim, 1, hidden)  # logit of P(terminated | s, a, s')
+        self.register_buffer("learns_terminations", torch.zeros((), dtype=torch.bool))  # set by the first end seen
 
     def dynamics_stats(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and bounded log-variance of the normalized delta, [E, B, obs_dim] each, for inputs [E, B, .]."""
@@ -92,14 +100,22 @@ class Models(nn.Module):
         x = self.reward_input_norm(torch.cat([obs, actions, next_obs], -1))
         return self.reward(x.reshape(1, -1, x.shape[-1])).reshape(*x.shape[:-1], 1)
 
+    def termination_logits(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        """Logits of P(terminated) [...] for inputs of any leading shape (the reward model's normalized inputs)."""
+        x = self.reward_input_norm(torch.cat([obs, actions, next_obs], -1))
+        return self.termination(x.reshape(1, -1, x.shape[-1])).reshape(x.shape[:-1])
+
     @torch.no_grad()
-    def step(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sampled next states [E, M, obs_dim] and rewards [E, M] of member e's particles, inputs [E, M, .]."""
+    def step(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Sampled next states [E, M, obs_dim], rewards [E, M] and, once terminations are learned, the probability
+        [E, M] that the episode goes on (None before), of member e's particles, inputs [E, M, .]."""
         mean, logvar = self.dynamics_stats(obs, actions)
         delta = self.delta_norm.inverse(mean + (0.5 * logvar).exp() * torch.randn_like(mean))
         next_obs = obs + delta
         rewards = self.reward_norm.inverse(self.predict_reward(obs, actions, next_obs)).squeeze(-1)
-        return next_obs, rewards
+        if not self.learns_terminations:
+            return next_obs, rewards, None
+        return next_obs, rewards, torch.sigmoid(-self.termination_logits(obs, actions, next_obs))
 
 
 class MPC:
@@ -166,10 +182,15 @@ class MPC:
         state = obs[None, :, None, None, :].expand(members, batch, candidates, per_member, self.obs_dim)
         state = state.reshape(members, rows, self.obs_dim)
         total = torch.zeros(members, rows, device=obs.device)
+        alive = torch.ones(members, rows, device=obs.device)
         for t in range(horizon):
             action = action_sequences[None, :, :, None, t].expand(members, batch, candidates, per_member, act_dim)
-            state, reward = self.models.step(state, action.reshape(members, rows, act_dim))
-            total += reward
+            state, reward, goes_on = self.models.step(state, action.reshape(members, rows, act_dim))
+            if goes_on is None:
+                total += reward
+            else:  # the step that ends an episode still pays its reward; the ones after it do not
+                total += alive * reward
+                alive = alive * goes_on
         return total.reshape(members, batch, candidates, per_member).mean((0, 3))
 
     @torch.no_grad()
@@ -203,21 +224,31 @@ class MPC:
         loss = (prediction - self.models.reward_norm(batch["rewards"][:, None]).squeeze(-1)).square().mean()
         return loss, {"reward_mse": loss.detach()}
 
+    def termination_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Binary cross-entropy of P(terminated | s, a, s') against the env's terminations (time limits are not)."""
+        logits = self.models.termination_logits(batch["obs"], batch["actions"], batch["next_obs"])
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, batch["terminated"])
+        return loss, {"termination_bce": loss.detach()}
+
     @torch.no_grad()
-    def heldout_errors(self, data: dict[str, torch.Tensor]) -> tuple[float, float]:
-        """Held-out MSE of the normalized delta (mean over members) and of the normalized reward."""
+    def heldout_errors(self, data: dict[str, torch.Tensor]) -> tuple[float, float, float]:
+        """Held-out MSE of the normalized delta (mean over members), of the normalized reward, and the termination
+        cross-entropy (0 while terminations are not learned)."""
         members = self.models.ensemble
         mean, _ = self.models.dynamics_stats(
             data["obs"].expand(members, -1, -1), data["actions"].expand(members, -1, -1)
         )
         targets = self.models.delta_norm(data["next_obs"] - data["obs"])
         _, info = self.reward_loss(data)
-        return float((mean - targets).square().mean()), float(info["reward_mse"])
+        termination = float(self.termination_loss(data)[0]) if self.models.learns_terminations else 0.0
+        return float((mean - targets).square().mean()), float(info["reward_mse"]), termination
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Fit the ensemble and the reward model on all of `batch` (every real transition so far): normalizers
-        refitted, a held-out split, epochs until the held-out error stops improving; the best weights are kept."""
+        """Fit the ensemble, the reward model and (once an episode has terminated) the termination model on all of
+        `batch` (every real transition so far): normalizers refitted, a held-out split, epochs until the held-out
+        error stops improving; the best weights are kept."""
         data = {k: batch[k].float() for k in ("obs", "actions", "rewards", "next_obs")}
+        data["terminated"] = batch["terminated"].float() if "terminated" in batch else torch.zeros_like(data["rewards"])
         data["actions"] = (data["actions"] - self.action_center) / self.action_half_range
         n = len(data["obs"])
         order = torch.randperm(n, device=self.device)
@@ -225,6 +256,8 @@ class MPC:
         heldout = {k: v[order[:held]] for k, v in data.items()} if held else {k: v for k, v in data.items()}
         train = {k: v[order[held:]] for k, v in data.items()}
         models = self.models
+        if bool(data["terminated"].any()):
+            models.learns_terminations.fill_(True)
         models.input_norm.fit(torch.cat([train["obs"], train["actions"]], -1))
         models.delta_norm.fit(train["next_obs"] - train["obs"])
         models.reward_input_norm.fit(torch.cat([train["obs"], train["actions"], train["next_obs"]], -1))
@@ -234,7 +267,7 @@ class MPC:
         members, size = models.ensemble, len(train["obs"])
         batches = max(size // self.batch_size, 1)
         best, best_state, stale, epochs, info = float("inf"), None, 0, 0, {}
-        best_errors = (float("nan"), float("nan"))  # stays NaN (and is reported) if the fit diverges
+        best_errors = (float("nan"),) * 3  # stays NaN (and is reported) if the fit diverges
         while epochs < self.max_epochs and stale < self.patience:
             # each member sees its own shuffle of the training data
             shuffles = torch.argsort(torch.rand(members, size, device=self.device), dim=1)
@@ -243,29 +276,38 @@ class MPC:
                 dynamics, info = self.dynamics_loss(
                     {"obs": train["obs"][index], "actions": train["actions"][index], "targets": targets[index]}
                 )
-                reward, reward_info = self.reward_loss({k: v[index[0]] for k, v in train.items()})
-                self.optimizer.zero_grad(set_to_none=True)
-                (dynamics + reward).backward()
-                self.optimizer.step()
+                minibatch = {k: v[index[0]] for k, v in train.items()}
+                reward, reward_info = self.reward_loss(minibatch)
+                loss = dynamics + reward
                 info.update(reward_info)
+                if models.learns_terminations:
+                    termination, termination_info = self.termination_loss(minibatch)
+                    loss = loss + termination
+                    info.update(termination_info)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
             epochs += 1
-            model_error, reward_error = self.heldout_errors(heldout)
-            if model_error + reward_error < best - 1e-4:
-                best, stale = model_error + reward_error, 0
+            errors = self.heldout_errors(heldout)
+            if sum(errors) < best - 1e-4:
+                best, stale = sum(errors), 0
                 best_state = copy.deepcopy(models.state_dict())
-                best_errors = (model_error, reward_error)
+                best_errors = errors
             else:
                 stale += 1
         if best_state is not None:
             models.load_state_dict(best_state)
         self.fits += 1
-        return {
+        metrics = {
             **{k: float(v) for k, v in info.items()},
             "heldout_model_mse": best_errors[0],
             "heldout_reward_mse": best_errors[1],
             "model_epochs": float(epochs),
             "model_transitions": float(n),
         }
+        if models.learns_terminations:
+            metrics["heldout_termination_bce"] = best_errors[2]
+        return metrics
 
     # --- checkpoints --------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -277,7 +319,18 @@ class MPC:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        optimizer_state = state["optimizer"]
+        if "learns_terminations" not in state["models"]:  # saved before the termination model existed: it starts
+            models = {**self.models.state_dict(), **state["models"]}  # untrained, as on an env that never ended
+            models["learns_terminations"].fill_(False)
+            # its parameters were registered last, so the saved ones keep their indices in the param group
+            groups = [
+                {**group, "params": list(range(len(self.optimizer.param_groups[0]["params"])))}
+                for group in optimizer_state["param_groups"]
+            ]
+            optimizer_state = {**optimizer_state, "param_groups": groups}
+            state = {**state, "models": models}
         self.models.load_state_dict(state["models"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(optimizer_state)
         self.plans = {k == "True": v.to(self.device) for k, v in state["plans"].items()}
         self.fits = int(state["fits"])
