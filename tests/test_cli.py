@@ -1,5 +1,6 @@
 """The CLIs through a subprocess, as a user types them: training, errors, multirun, evaluation."""
 
+import ctypes.util
 import json
 import time
 from pathlib import Path
@@ -134,6 +135,49 @@ def test_eval_cli_prints_mean_and_std_and_writes_a_video(workdir):
     assert "over 3 episodes" in result.stdout and "±" in result.stdout
     [video] = (workdir / "run" / "videos").glob("*.mp4")
     assert video.stat().st_size > 1000
+
+
+def test_eval_cli_replays_a_planner_the_same_way_twice(workdir):
+    """MPC samples while it plans, even without exploration: rltrain-eval seeds torch as well as the env."""
+    mpc = ["algo=mpc", "env=pendulum", "total_steps=200", "eval.episodes=1", "algo.learning_starts=100"]
+    small = ["algo.train_every=100", "algo.max_epochs=2", "algo.population=20", "algo.horizon=5"]
+    assert run_cli(*mpc, *small, "hydra.run.dir=run", "log.progress=false", cwd=workdir).returncode == 0
+    first, second = (run_cli("run=run", "episodes=2", script="rltrain-eval", cwd=workdir) for _ in range(2))
+    assert first.returncode == 0 and "over 2 episodes" in first.stdout, first.stderr
+    assert first.stdout == second.stdout
+
+
+def test_video_of_a_mujoco_env_renders_without_a_display(workdir):
+    pytest.importorskip("mujoco")
+    if ctypes.util.find_library("EGL") is None:
+        pytest.skip("no EGL library on this machine (apt install libegl1)")
+    sac = ["algo=sac", "env=gym", "env.id=InvertedPendulum-v5", "total_steps=100", "algo.learning_starts=50"]
+    assert run_cli(*sac, "eval.episodes=1", "hydra.run.dir=run", "log.progress=false", cwd=workdir).returncode == 0
+    headless = {"DISPLAY": "", "WAYLAND_DISPLAY": "", "MUJOCO_GL": ""}
+    result = run_cli("run=run", "episodes=1", "video=true", script="rltrain-eval", cwd=workdir, env=headless)
+    assert result.returncode == 0, result.stderr
+    [video] = (workdir / "run" / "videos").glob("*.mp4")
+    assert video.stat().st_size > 1000
+
+
+def test_eval_cli_names_a_renderer_that_fails(workdir, monkeypatch, capsys):
+    """A renderer that cannot start (injected) is one sentence with the fix, after the returns are printed."""
+    from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+    from rltrain.errors import RltrainError
+    from rltrain.evaluate import run
+
+    assert run_cli(*TINY, "hydra.run.dir=run", cwd=workdir).returncode == 0
+
+    def no_renderer(self):
+        raise ImportError("pygame is not installed")
+
+    monkeypatch.setattr(CartPoleEnv, "render", no_renderer)
+    with pytest.raises(
+        RltrainError, match=r"^video=true could not render CartPole-v1: pygame is not installed\. .*video=false"
+    ):
+        run([f"run={workdir / 'run'}", "episodes=1", "video=true"])
+    assert "over 1 episodes" in capsys.readouterr().out
 
 
 def test_eval_cli_errors_for_missing_and_corrupt_checkpoints(workdir):

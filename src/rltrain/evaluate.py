@@ -3,6 +3,7 @@ deterministic evaluation that training runs as well (the Trainer imports evaluat
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -97,12 +98,24 @@ def record_video(agent, config: dict, device, seed: int, path: Path) -> tuple[Pa
     except ImportError:
         raise RltrainError("video=true needs the video extra: pip install 'rltrain[video]'.") from None
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering needs no display
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("MUJOCO_GL")):
+        os.environ["MUJOCO_GL"] = "egl"  # MuJoCo's default (glfw) needs a display; EGL renders without one
     from rltrain.envs import as_observation, make_env
 
     env = make_env(config["env"], render_mode="rgb_array")
     frames, total = [], 0.0
     obs, _ = env.reset(seed=seed)
-    frames.append(env.render())
+    try:
+        frames.append(env.render())
+    except Exception as error:  # each renderer fails its own way (mujoco.FatalError, ImportError, ValueError...)
+        with contextlib.suppress(Exception):  # a viewer that never started may fail to close as well
+            env.close()
+        reason = str(error).strip().rstrip(".") or type(error).__name__
+        raise RltrainError(
+            f"video=true could not render {config['env']['id']}: {reason}. "
+            "Without a display, MuJoCo envs need MUJOCO_GL=egl (libegl1) or MUJOCO_GL=osmesa (libosmesa6) and "
+            "Box2D/classic-control envs need pygame; run with video=false to evaluate without a video."
+        ) from error
     done = False
     while not done:
         action = agent.act(as_observation(np.asarray([obs]), env.observation_space, device), explore=False)
@@ -134,6 +147,8 @@ def print_table(agent, config: dict) -> None:
 
 
 def run(argv: list[str]) -> dict:
+    import torch
+
     from rltrain import checkpoint
     from rltrain.envs import make_vector_env
 
@@ -141,6 +156,7 @@ def run(argv: list[str]) -> dict:
     path = checkpoint.resolve(args["run"], f"{args['checkpoint']}.pt")
     agent, config, payload, device = load_agent(path, args["device"])
     seed = int(args["seed"]) if args["seed"] is not None else int(config["seed"]) + EVAL_SEED_OFFSET
+    torch.manual_seed(seed)  # agents that sample while acting deterministically (MPC's planner) replay the same
     envs = make_vector_env(config["env"], min(args["episodes"], 16), vectorization="sync")
     try:
         returns = evaluate_policy(agent, envs, args["episodes"], seed, device)
@@ -161,6 +177,7 @@ def run(argv: list[str]) -> dict:
     if args["video"]:
         run_dir = path.parents[1] if path.parent.name == "checkpoints" else path.parent
         video_path = Path(args["video_path"] or run_dir / "videos" / f"{args['checkpoint']}-step{result['step']}.mp4")
+        torch.manual_seed(seed)
         video_path, video_return = record_video(agent, config, device, seed, video_path)
         result["video"] = str(video_path)
         print(f"video of one episode (return {video_return:.2f}): {video_path}")
