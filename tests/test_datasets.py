@@ -220,6 +220,24 @@ def test_dataset_without_env_spec_needs_env_and_is_checked_against_it(tmp_path):
         load("others/cartpole/nospec-v0", "Acrobot-v1")
 
 
+def test_dataset_of_an_env_registered_by_another_package_names_its_entry_point_and_the_module_form():
+    gym.register(
+        "Elsewhere-v0", entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv", max_episode_steps=500
+    )
+    try:
+        minari.create_dataset_from_buffers(
+            "others/elsewhere/random-v0", minari_cartpole_episodes(2), env="Elsewhere-v0"
+        )
+        module_form = "gymnasium.envs.classic_control:Elsewhere-v0"  # gymnasium.make imports the module first
+        assert load("others/elsewhere/random-v0", module_form).num_episodes == 2  # matches the id recorded
+    finally:
+        del gym.registry["Elsewhere-v0"]  # as in a process that has not imported the package
+    entry_point = r"\(its entry point: gymnasium.envs.classic_control.cartpole:CartPoleEnv\)"
+    recorded = "^dataset=others/elsewhere/random-v0 was recorded on Elsewhere-v0, which is not registered here"
+    with pytest.raises(RltrainError, match=rf"{recorded} {entry_point}; add env=gym env.id=<module>:Elsewhere-v0"):
+        datasets.env_overrides("others/elsewhere/random-v0", Path("conf/env"))
+
+
 # --- errors ------------------------------------------------------------------------------------------------------
 def test_collector_errors_are_one_sentence_and_write_nothing(tmp_path, capsys, minari_root):
     collect("id=test/cartpole/a-v0", "env=CartPole-v1", "episodes=1", "ref_episodes=1")

@@ -211,3 +211,64 @@ def test_algorithms_learn_the_best_labelled_action(overrides, tmp_path):
     config = compose_config(*overrides, "env=gym", "env.id=rltrain-test/Labelled-v0", "total_steps=3000")
     summary = Trainer(tiny(config, 3000), tmp_path).run()
     assert summary["eval_return_mean"] == 10.0  # action 1 at each of the ten steps
+
+
+# --- envs of other packages: env.id=<module>:<id> ----------------------------------------------------------------
+PACKAGE = '''
+import gymnasium as gym
+import numpy as np
+
+
+class Walk(gym.Env):
+    """Ten steps on a line; reward 1 for action 1."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.full(2, self.t / 10, np.float32), float(action == 1), False, self.t == 10, {}
+
+
+gym.register("Walk-v0", entry_point=Walk)
+'''
+
+
+def test_an_env_another_package_registers_trains_and_evaluates_by_module_and_id(workdir):
+    (workdir / "walk_envs").mkdir()
+    (workdir / "walk_envs" / "__init__.py").write_text(PACKAGE)
+    path = {"PYTHONPATH": str(workdir)}
+    train = run_cli(
+        "algo=ppo",
+        "env=gym",
+        "env.id=walk_envs:Walk-v0",
+        "total_steps=256",
+        "eval.episodes=2",
+        "algo.rollout_steps=16",
+        "log.progress=false",
+        cwd=workdir,
+        env=path,
+    )
+    assert train.returncode == 0, train.stderr
+    [run] = (workdir / "outputs" / "ppo-Walk-v0").iterdir()  # the folder is named by the id alone
+    result = run_cli(f"run={run}", "episodes=2", script="rltrain-eval", cwd=workdir, env=path)
+    assert result.returncode == 0 and "ppo on walk_envs:Walk-v0" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    "env_id,problem",
+    [
+        ("no_such_package:Walk-v0", r"names the module no_such_package, which is not installed here; pip install"),
+        ("antigravity:Walk-v0", r"names antigravity, a module of Python's standard library, which registers no envs"),
+        ("rltrain.envs:Walk-v0", r"importing rltrain.envs registered no env Walk-v0"),
+        ("not a module:Walk-v0", r"must be a gymnasium id or <module>:<id>"),
+    ],
+)
+def test_env_ids_with_a_module_that_cannot_register_them_are_one_sentence(env_id, problem, tmp_path):
+    with pytest.raises(RltrainError, match=rf"^env.id={env_id}.*{problem}"):
+        make_env({"id": env_id})

@@ -36,6 +36,7 @@ def run_dir_for(resume: str | None, name: str) -> str:
     if explicit_resume(resume):
         path = Path(resume)
         return str(path.parents[1] if path.is_file() else path)
+    name = re.sub(r"[\w.]+:", "", name)  # env.id=<module>:<id> names its folder by the id alone
     return f"outputs/{name}/{datetime.now():%Y-%m-%d_%H-%M-%S}_{run_id()}"
 
 

@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rltrain.envs import registered_name
 from rltrain.errors import RltrainError
 
 INSTALL_HINT = "pip install 'rltrain[datasets]'"
@@ -209,7 +210,7 @@ def load(
     """Read every episode of `dataset_id` once into preallocated tensors, after checking it fits the env."""
     data = open_dataset(dataset_id)
     spec = data.env_spec
-    if spec is not None and spec.id != env_id:
+    if spec is not None and spec.id != registered_name(env_id):
         raise RltrainError(
             f"dataset={dataset_id} was recorded on {spec.id}, but the env is {env_id}; "
             f"drop env= (the dataset's env is used) or pick a dataset of {env_id}."
@@ -488,9 +489,17 @@ def for_run(config: dict, algorithm, device: torch.device) -> Dataset | None:
 def env_overrides(dataset_id: str, env_dir: Path) -> list[str]:
     """The env overrides that make a run use the env its dataset was recorded on: the shipped env preset with
     that gymnasium id (so its tuned presets apply), else env=gym env.id=<id>."""
-    env_id = env_id_of(dataset_id)
-    if env_id is None:
+    data = open_dataset(dataset_id)
+    if data.env_spec is None:
         raise RltrainError(f"dataset={dataset_id} records no env spec; name the env it was recorded on with env=.")
+    env_id = data.env_spec.id
+    if env_id not in gym.registry:  # an env another package registers: which module does is not recorded
+        entry_point = data.env_spec.entry_point
+        where = f" (its entry point: {entry_point})" if isinstance(entry_point, str) else ""
+        raise RltrainError(
+            f"dataset={dataset_id} was recorded on {env_id}, which is not registered here{where}; add "
+            f"env=gym env.id=<module>:{env_id} with the installed module that registers it."
+        )
     from omegaconf import OmegaConf
 
     for path in sorted(env_dir.glob("*.yaml")):

@@ -8,7 +8,10 @@ loops use it to bootstrap on truncation and to store the real next state in repl
 from __future__ import annotations
 
 import difflib
+import importlib
+import importlib.util
 import math
+import sys
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -23,10 +26,45 @@ register_bandit()
 VECTORIZATION = ("sync", "async", "vector_entry_point")
 
 
+def registered_name(env_id: str) -> str:
+    """The id gymnasium registers: `env_id` itself, or `<id>` of gymnasium's `<module>:<id>` form."""
+    return env_id.rpartition(":")[2]
+
+
+def import_env_module(env_id: str) -> None:
+    """Import the module of a `<module>:<id>` env id (gymnasium's form for an env another package registers on
+    import), as gymnasium.make would, with one sentence for each way that can fail."""
+    module, _, name = env_id.rpartition(":")
+    if not name or not all(part.isidentifier() for part in module.split(".")):
+        raise RltrainError(f"env.id={env_id} must be a gymnasium id or <module>:<id>, e.g. my_package:MyEnv-v0.")
+    top = module.split(".")[0]
+    if top in sys.stdlib_module_names:  # registers no envs; importing one only runs its side effects
+        raise RltrainError(
+            f"env.id={env_id} names {module}, a module of Python's standard library, which registers no envs."
+        )
+    if importlib.util.find_spec(top) is None:
+        raise RltrainError(
+            f"env.id={env_id} names the module {module}, which is not installed here; pip install the package that "
+            "provides it, or add its folder to PYTHONPATH."
+        )
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # the package's own error, whatever it is
+        raise RltrainError(f"env.id={env_id}: importing {module} failed ({type(exc).__name__}: {exc}).") from None
+
+
 def check_env_id(env_id: str) -> None:
-    """Fail with one sentence if `env_id` is not registered, suggesting close matches."""
-    if env_id in gym.registry:
+    """Fail with one sentence if `env_id` is not registered, suggesting close matches. `<module>:<id>` imports the
+    installed `module` first (never one of Python's standard library), which is to register `id`."""
+    if ":" in env_id:
+        import_env_module(env_id)
+    if registered_name(env_id) in gym.registry:
         return
+    if ":" in env_id:
+        module = env_id.rpartition(":")[0]
+        close = difflib.get_close_matches(registered_name(env_id), list(gym.registry), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise RltrainError(f"env.id={env_id}: importing {module} registered no env {registered_name(env_id)}.{hint}")
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
     hint = (
         f" Did you mean {', '.join(close)}?"
