@@ -85,6 +85,11 @@ def test_algorithm_that_does_not_fit_the_env_fails_fast_with_one_sentence(workdi
         (["+algo.learnign_rate=0.1"], "algo=ppo has no hyperparameter learnign_rate (did you mean algo.lr?)"),
         (["total_steps=abc"], "total_steps=abc must be a whole number (like 100000)."),
         (["network.hidden=64"], "network.hidden=64 must be a list (like [64, 64])."),
+        (
+            ["env.kwargs.max_episode_steps=50"],
+            "env.kwargs.max_episode_steps is a new key of env.kwargs, which takes new keys with a +: "
+            "+env.kwargs.max_episode_steps=50.",
+        ),
     ],
 )
 def test_config_errors_are_one_sentence(overrides, sentence, workdir):

@@ -272,3 +272,41 @@ def test_an_env_another_package_registers_trains_and_evaluates_by_module_and_id(
 def test_env_ids_with_a_module_that_cannot_register_them_are_one_sentence(env_id, problem, tmp_path):
     with pytest.raises(RltrainError, match=rf"^env.id={env_id}.*{problem}"):
         make_env({"id": env_id})
+
+
+class NoEnd(gym.Env):
+    """Never terminates nor truncates, and is registered without a time limit."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), 1.0, False, False, {}
+
+
+def test_an_episode_that_never_ends_stops_evaluation_and_recording_with_the_fix(monkeypatch):
+    from rltrain import datasets, envs
+    from rltrain.evaluate import evaluate_policy
+
+    monkeypatch.setattr(envs, "EPISODE_STEP_CAP", 300)  # instead of 100,000 steps
+    gym.register("test/NoEnd-v0", entry_point=NoEnd)
+    try:
+
+        class Always1:
+            def act(self, obs, explore=False):
+                return np.ones(len(obs), dtype=np.int64)
+
+        vector = make_vector_env({"id": "test/NoEnd-v0"}, 2)
+        fix = r"ran 300 steps without ending.*give the env a time limit: \+env.kwargs.max_episode_steps=N"
+        with pytest.raises(RltrainError, match=rf"^an episode of test/NoEnd-v0 {fix}"):
+            evaluate_policy(Always1(), vector, 2, 0, torch.device("cpu"))
+        with pytest.raises(RltrainError, match=fix):
+            datasets.record_policy(Always1(), make_env({"id": "test/NoEnd-v0"}), 1, None, 0)
+        limited = make_vector_env({"id": "test/NoEnd-v0", "kwargs": {"max_episode_steps": 40}}, 2)
+        assert evaluate_policy(Always1(), limited, 3, 0, torch.device("cpu")).tolist() == [40.0, 40.0, 40.0]
+    finally:
+        del gym.registry["test/NoEnd-v0"]

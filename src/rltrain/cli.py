@@ -306,6 +306,10 @@ def hydra_problem(exc: Exception) -> str:
         full_key = str(cause.full_key)
         above = full_key[: -len(key)].rstrip(".")  # the section that lacks `key` ("" at the top level)
         keys = [k for k in parent if k != "hydra"]
+        if above.split(".")[-1] == "kwargs":  # free-form keyword arguments (env.kwargs): new keys take a +
+            append = re.search(r"use (\+\S+)", str(exc))  # Hydra's own suggestion, the user's value in it
+            fix = append.group(1) if append else f"+{typed_key}=<value>"
+            return f"{typed_key} is a new key of {above}, which takes new keys with a +: {fix}."
         close = schema.closest(key, keys)
         if close:
             suggestion = ".".join(p for p in (above, close) if p) + typed_key[len(full_key) :]

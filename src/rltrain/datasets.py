@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rltrain.envs import registered_name
+from rltrain.envs import check_episode_length, registered_name
 from rltrain.errors import RltrainError
 
 INSTALL_HINT = "pip install 'rltrain[datasets]'"
@@ -336,6 +336,7 @@ def record_policy(policy, env: gym.Env, episodes: int | None, steps: int | None,
         obs, _ = env.reset(seed=episode_seed)
         observations, actions, rewards, terminations, truncations = [obs], [], [], [], []
         while True:
+            check_episode_length(len(actions), env.spec)
             action = policy.act([obs])[0]  # a batch of one; Dict, Tuple and Discrete observations included
             obs, reward, terminated, truncated, _ = env.step(action)
             total += 1

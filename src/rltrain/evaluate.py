@@ -31,7 +31,7 @@ def evaluate_policy(agent, envs, episodes: int, seed: int, device) -> np.ndarray
     """Returns of `episodes` deterministic episodes, run `envs.num_envs` at a time."""
     import torch
 
-    from rltrain.envs import as_observation
+    from rltrain.envs import as_observation, check_episode_length
 
     returns: list[float] = []
     batch = 0
@@ -39,7 +39,10 @@ def evaluate_policy(agent, envs, episodes: int, seed: int, device) -> np.ndarray
         obs, _ = envs.reset(seed=seed + batch * envs.num_envs)
         active = np.arange(envs.num_envs) < episodes - len(returns)
         episode_return = np.zeros(envs.num_envs)
+        length = 0
         while active.any():
+            check_episode_length(length, envs.spec)
+            length += 1
             actions = agent.act(as_observation(obs, envs.single_observation_space, device), explore=False)
             if isinstance(actions, torch.Tensor):
                 actions = actions.cpu().numpy()
@@ -100,7 +103,7 @@ def record_video(agent, config: dict, device, seed: int, path: Path) -> tuple[Pa
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering needs no display
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("MUJOCO_GL")):
         os.environ["MUJOCO_GL"] = "egl"  # MuJoCo's default (glfw) needs a display; EGL renders without one
-    from rltrain.envs import as_observation, make_env
+    from rltrain.envs import as_observation, check_episode_length, make_env
 
     env = make_env(config["env"], render_mode="rgb_array")
     frames, total = [], 0.0
@@ -118,6 +121,7 @@ def record_video(agent, config: dict, device, seed: int, path: Path) -> tuple[Pa
         ) from error
     done = False
     while not done:
+        check_episode_length(len(frames) - 1, env.spec)
         action = agent.act(as_observation(np.asarray([obs]), env.observation_space, device), explore=False)
         action = action.cpu().numpy() if isinstance(action, torch.Tensor) else action
         obs, reward, terminated, truncated, _ = env.step(action[0])

@@ -74,6 +74,21 @@ def check_env_id(env_id: str) -> None:
     raise RltrainError(f"env.id={env_id} is not a registered gymnasium environment.{hint}")
 
 
+EPISODE_STEP_CAP = 100_000  # an evaluated or recorded episode this long is taken for one that will never end
+
+
+def check_episode_length(length: int, spec) -> None:
+    """Stop an evaluation or a recording whose episode has run EPISODE_STEP_CAP steps (or past the env's own time
+    limit, if longer): on an env without a time limit a policy that never ends an episode would hang it forever."""
+    limit = getattr(spec, "max_episode_steps", None) or 0
+    if length >= max(EPISODE_STEP_CAP, limit + 1):
+        name = getattr(spec, "id", None) or "the env"
+        raise RltrainError(
+            f"an episode of {name} ran {length:,} steps without ending, so evaluating or recording it would never "
+            "finish; give the env a time limit: +env.kwargs.max_episode_steps=N (gymnasium's TimeLimit)."
+        )
+
+
 class DiscretizedActions(gym.ActionWrapper):
     """A Box action space as Discrete(bins ** dims): action k picks, for each dimension, one of `bins` evenly
     spaced values from low to high (k enumerates the combinations, the last dimension fastest)."""
