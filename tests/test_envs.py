@@ -310,3 +310,20 @@ def test_an_episode_that_never_ends_stops_evaluation_and_recording_with_the_fix(
         assert evaluate_policy(Always1(), limited, 3, 0, torch.device("cpu")).tolist() == [40.0, 40.0, 40.0]
     finally:
         del gym.registry["test/NoEnd-v0"]
+
+
+class SquareActions(gym.Env):
+    """A 2x2 Box action space: no algorithm takes it, and env.discretize cannot split it."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (2, 2), np.float32)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_a_refusal_suggests_discretize_only_for_a_flat_box(algo, tmp_path):
+    gym.register("test/SquareActions-v0", entry_point=SquareActions)
+    try:
+        with pytest.raises(RltrainError, match=r"action space, but the env has .*\(2, 2\)[^;]*$"):
+            Trainer(tiny(compose_config(f"algo={algo}", "env=gym", "env.id=test/SquareActions-v0")), tmp_path)
+    finally:
+        del gym.registry["test/SquareActions-v0"]

@@ -237,6 +237,7 @@ def resolve_algorithm(config: dict, algo_dir: Path | None = None) -> Algorithm:
         problem = space_mismatch(cls, observation_space, action_space, env)
         # a dataset keeps the actions it was recorded with; its observations are flattened as the env's are
         discretizable = problem is not None and not with_dataset and isinstance(action_space, gym.spaces.Box)
+        discretizable = discretizable and len(action_space.shape) == 1  # env.discretize splits a flat Box only
         if discretizable and " action space" in problem and gym.spaces.Discrete in cls.action_spaces:
             problem += "; add env.discretize=N to split each action dimension into N bins (e.g. env.discretize=11)"
         if problem and " observation space" in problem and gym.spaces.Box in cls.observation_spaces:
