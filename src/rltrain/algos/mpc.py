@@ -8,7 +8,8 @@ Reward:   r_hat = g(norm(s, a, s')),  L_g = E[(r_hat - norm(r))^2]
 Ends:     p_end = sigmoid(h(norm(s, a, s'))),  L_h = E[BCE(p_end, terminated)]: learned (and used) only once the data
           holds a terminated transition, so envs that end only at a time limit plan exactly as without it
 Fitting:  every train_every env steps on ALL real data (update() takes the whole replay buffer): a held-out split,
-          epochs of minibatches until the held-out MSE has not improved for `patience` epochs; the best weights win.
+          epochs of minibatches until the held-out error (MSEs, + BCE of the ends) has not improved for `patience`
+          epochs; the best weights win.
 Planning: R(a_1..a_H) = mean over particles of sum_t alive_t r_hat(s_t, a_t, s_t+1), s_t+1 ~ N(mu_e, var_e) sampled,
           alive_1 = 1, alive_t+1 = alive_t (1 - p_end(s_t, a_t, s_t+1)): nothing is earned after a predicted end
           (trajectory sampling TS-inf: particle p stays with member p mod E for the whole horizon), maximized by the
@@ -106,14 +107,16 @@ class Models(nn.Module):
         return self.termination(x.reshape(1, -1, x.shape[-1])).reshape(x.shape[:-1])
 
     @torch.no_grad()
-    def step(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Sampled next states [E, M, obs_dim], rewards [E, M] and, once terminations are learned, the probability
-        [E, M] that the episode goes on (None before), of member e's particles, inputs [E, M, .]."""
+    def step(
+        self, obs: torch.Tensor, actions: torch.Tensor, ends: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Sampled next states [E, M, obs_dim], rewards [E, M] and, with `ends` (terminations learned), the
+        probability [E, M] that the episode goes on (else None), of member e's particles, inputs [E, M, .]."""
         mean, logvar = self.dynamics_stats(obs, actions)
         delta = self.delta_norm.inverse(mean + (0.5 * logvar).exp() * torch.randn_like(mean))
         next_obs = obs + delta
         rewards = self.reward_norm.inverse(self.predict_reward(obs, actions, next_obs)).squeeze(-1)
-        if not self.learns_terminations:
+        if not ends:
             return next_obs, rewards, None
         return next_obs, rewards, torch.sigmoid(-self.termination_logits(obs, actions, next_obs))
 
@@ -183,9 +186,10 @@ class MPC:
         state = state.reshape(members, rows, self.obs_dim)
         total = torch.zeros(members, rows, device=obs.device)
         alive = torch.ones(members, rows, device=obs.device)
+        ends = bool(self.models.learns_terminations)  # read once: a GPU sync per call, not per step
         for t in range(horizon):
             action = action_sequences[None, :, :, None, t].expand(members, batch, candidates, per_member, act_dim)
-            state, reward, goes_on = self.models.step(state, action.reshape(members, rows, act_dim))
+            state, reward, goes_on = self.models.step(state, action.reshape(members, rows, act_dim), ends)
             if goes_on is None:
                 total += reward
             else:  # the step that ends an episode still pays its reward; the ones after it do not
