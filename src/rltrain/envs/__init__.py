@@ -56,16 +56,15 @@ def import_env_module(env_id: str) -> None:
 def check_env_id(env_id: str) -> None:
     """Fail with one sentence if `env_id` is not registered, suggesting close matches. `<module>:<id>` imports the
     installed `module` first (never one of Python's standard library), which is to register `id`."""
-    if ":" in env_id:
+    module, _, name = env_id.rpartition(":")
+    if module:
         import_env_module(env_id)
-    if registered_name(env_id) in gym.registry:
+    if name in gym.registry:
         return
-    if ":" in env_id:
-        module = env_id.rpartition(":")[0]
-        close = difflib.get_close_matches(registered_name(env_id), list(gym.registry), n=3)
+    close = difflib.get_close_matches(name, list(gym.registry), n=3)
+    if module:
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise RltrainError(f"env.id={env_id}: importing {module} registered no env {registered_name(env_id)}.{hint}")
-    close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+        raise RltrainError(f"env.id={env_id}: importing {module} registered no env {name}.{hint}")
     hint = (
         f" Did you mean {', '.join(close)}?"
         if close
