@@ -238,6 +238,33 @@ def test_dataset_of_an_env_registered_by_another_package_names_its_entry_point_a
         datasets.env_overrides("others/elsewhere/random-v0", Path("conf/env"))
 
 
+def test_labelled_and_combined_actions_are_recorded_in_the_envs_labels_and_loaded_as_the_agents_indices(tmp_path):
+    import test_envs  # noqa: F401  registers rltrain-test/Labelled-v0 and rltrain-test/Combination-v0
+
+    collect("id=test/labelled/random-v0", "env=rltrain-test/Labelled-v0", "episodes=3", "ref_episodes=1")
+    raw = next(minari.load_dataset("test/labelled/random-v0").iterate_episodes())
+    assert set(raw.actions.tolist()) <= {-1, 0, 1} and raw.observations.tolist() == list(range(10, 21))
+    env = make_env({"id": "rltrain-test/Labelled-v0", "flatten_observation": True})
+    data = datasets.load(
+        "test/labelled/random-v0", env.observation_space, env.action_space, "rltrain-test/Labelled-v0", CPU
+    )
+    assert data.actions[:10].tolist() == (raw.actions + 1).tolist()  # indices 0..2 for the labels -1..1
+    assert data.obs[:10].argmax(1).tolist() == list(range(10))  # state 10 + t is one-hot at t
+
+    collect("id=test/combination/random-v0", "env=rltrain-test/Combination-v0", "episodes=3", "ref_episodes=1")
+    raw = next(minari.load_dataset("test/combination/random-v0").iterate_episodes())
+    assert raw.actions.shape == (10, 2) and set(raw.actions[:, 1].tolist()) <= {5, 6}  # the env's own labels
+    env = make_env({"id": "rltrain-test/Combination-v0", "flatten_observation": True})
+    data = datasets.load(
+        "test/combination/random-v0", env.observation_space, env.action_space, "rltrain-test/Combination-v0", CPU
+    )
+    expected = (raw.actions[:, 0] + 1) * 2 + (raw.actions[:, 1] - 5)  # the last dimension fastest
+    assert data.actions[:10].tolist() == expected.tolist()
+    env_overrides = ["env=gym", "env.id=rltrain-test/Combination-v0", "env.flatten_observation=true"]
+    config = tiny(compose_config("algo=bc", "dataset=test/combination/random-v0", *env_overrides), 50)
+    assert Trainer(config, tmp_path).run()["env_steps"] == 50  # and a policy acts in the env's labels
+
+
 # --- errors ------------------------------------------------------------------------------------------------------
 def test_collector_errors_are_one_sentence_and_write_nothing(tmp_path, capsys, minari_root):
     collect("id=test/cartpole/a-v0", "env=CartPole-v1", "episodes=1", "ref_episodes=1")

@@ -190,7 +190,7 @@ class Labelled(gym.Env):
         return 10 + self.t, float(action), self.t == 10, False, {}
 
 
-gym.register("rltrain-test/Labelled-v0", entry_point=Labelled)
+gym.register("rltrain-test/Labelled-v0", entry_point="test_envs:Labelled")  # a string: Minari records it
 
 
 def test_discrete_spaces_with_a_start_are_counted_from_zero_and_the_env_still_gets_its_labels():
@@ -211,6 +211,55 @@ def test_algorithms_learn_the_best_labelled_action(overrides, tmp_path):
     config = compose_config(*overrides, "env=gym", "env.id=rltrain-test/Labelled-v0", "total_steps=3000")
     summary = Trainer(tiny(config, 3000), tmp_path).run()
     assert summary["eval_return_mean"] == 10.0  # action 1 at each of the ten steps
+
+
+class Combination(gym.Env):
+    """States 0..10 (the step); MultiDiscrete actions with starts, or MultiBinary ones: reward 1 for one
+    combination, ten steps."""
+
+    observation_space = gym.spaces.Discrete(11)
+
+    def __init__(self, binary: bool = False):
+        if binary:
+            self.action_space, self.best = gym.spaces.MultiBinary(3), [1, 0, 1]
+        else:
+            self.action_space, self.best = gym.spaces.MultiDiscrete([3, 2], start=[-1, 5]), [1, 6]
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return 0, {}
+
+    def step(self, action):
+        assert self.action_space.contains(np.asarray(action)), f"action {action} is not one of the env's"
+        self.t += 1
+        return self.t, float(list(action) == self.best), self.t == 10, False, {}
+
+
+gym.register("rltrain-test/Combination-v0", entry_point="test_envs:Combination")
+gym.register("rltrain-test/BinaryCombination-v0", entry_point="test_envs:Combination", kwargs={"binary": True})
+
+
+def test_multidiscrete_and_multibinary_actions_are_one_discrete_space_of_their_combinations():
+    env = make_env({"id": "rltrain-test/Combination-v0"})
+    assert env.action_space == gym.spaces.Discrete(6)
+    env.reset(seed=0)
+    assert env.step(5)[1] == 1.0  # index 5 = (2, 1), the last dimension fastest: the env's labels [1, 6]
+    assert env.env_action(0).tolist() == [-1, 5] and env.env_action(4).tolist() == [1, 5]
+    binary = make_vector_env({"id": "rltrain-test/BinaryCombination-v0"}, 2)
+    assert binary.single_action_space == gym.spaces.Discrete(8)
+    binary.reset(seed=0)
+    assert binary.step(np.array([5, 4]))[1].tolist() == [1.0, 0.0]  # 5 = [1, 0, 1], 4 = [1, 0, 0]
+    binary.close()
+
+
+@pytest.mark.parametrize("env_id", ["rltrain-test/Combination-v0", "rltrain-test/BinaryCombination-v0"])
+@pytest.mark.parametrize("overrides", [("algo=ppo", "env.flatten_observation=true"), ("algo=q_learning",)])
+def test_algorithms_learn_the_best_combination(env_id, overrides, tmp_path):
+    steps = 3000 if "algo=ppo" in overrides else 20000  # Q-learning's epsilon-greedy visits 8 actions x 11 states
+    config = compose_config(*overrides, "env=gym", f"env.id={env_id}", f"total_steps={steps}")
+    summary = Trainer(tiny(config, steps), tmp_path).run()
+    assert summary["eval_return_mean"] == 10.0  # the one rewarded combination at each of the ten steps
 
 
 # --- envs of other packages: env.id=<module>:<id> ----------------------------------------------------------------

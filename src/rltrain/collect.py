@@ -100,7 +100,7 @@ def run(argv: list[str]) -> dict:
     import torch
 
     from rltrain import checkpoint, datasets
-    from rltrain.envs import check_env_id, make_env
+    from rltrain.envs import AgentSpaces, check_env_id, make_env
     from rltrain.errors import RltrainError
     from rltrain.evaluate import EVAL_SEED_OFFSET
 
@@ -142,7 +142,7 @@ def run(argv: list[str]) -> dict:
                     "policy instead (drop source=replay)."
                 )
             buffers = datasets.replay_episodes(
-                payload["replay"], int(config["num_envs"]), args["episodes"], args["steps"]
+                payload["replay"], int(config["num_envs"]), args["episodes"], args["steps"], env
             )
             source = f"the replay buffer of {source}"
             algorithm = f"{config['algo']['name']}-replay"
@@ -159,7 +159,9 @@ def run(argv: list[str]) -> dict:
                 if args["noise"]:
                     source += f" with noise {args['noise']:g}"
             buffers = datasets.record_policy(policy, env, episodes, args["steps"], args["seed"])
-        env_spec = env.spec
+        # the env's own spec and spaces, which the recorded labels are in (AgentSpaces shows agents other ones)
+        own = env.env if isinstance(env, AgentSpaces) else env
+        env_spec, own_spaces = own.spec, (own.observation_space, own.action_space)
     finally:
         env.close()
 
@@ -180,8 +182,7 @@ def run(argv: list[str]) -> dict:
         dataset_id,
         buffers,
         env_spec,
-        observation_space,
-        action_space,
+        *own_spaces,
         algorithm,
         f"{len(buffers)} episodes of {source} on {env_cfg['id']}, recorded by rltrain-collect.",
         ref_min,

@@ -15,6 +15,7 @@ import contextlib
 import difflib
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rltrain.envs import check_episode_length, registered_name
+from rltrain.envs import agent_action_space, agent_actions, check_episode_length, registered_name
 from rltrain.errors import RltrainError
 
 INSTALL_HINT = "pip install 'rltrain[datasets]'"
@@ -218,7 +219,7 @@ def load(
     flatten = needs_flattening(data.observation_space, observation_space)  # the run has env.flatten_observation
     for what, ours, theirs in (
         ("observation", observation_space, observation_space if flatten else data.observation_space),
-        ("action", action_space, data.action_space),
+        ("action", action_space, agent_action_space(data.action_space)),  # as the env's wrapper gives it to agents
     ):
         problem = space_problem(what, ours, theirs)
         if problem:
@@ -264,9 +265,8 @@ def load(
                 rows = slice(start, start + n)
                 out.obs[rows] = torch.as_tensor(observations[:-1])
                 out.next_obs[rows] = torch.as_tensor(observations[1:])
-                out.actions[rows] = torch.as_tensor(np.asarray(episode.actions).reshape(n, *act_shape)).to(
-                    out.actions.dtype
-                )
+                actions = agent_actions(data.action_space, np.asarray(episode.actions))  # the env's labels -> indices
+                out.actions[rows] = torch.as_tensor(actions.reshape(n, *act_shape)).to(out.actions.dtype)
                 out.rewards[rows] = torch.as_tensor(np.asarray(episode.rewards, dtype=np.float32))
                 out.terminated[rows] = torch.as_tensor(np.asarray(episode.terminations, dtype=np.float32))
                 out.truncated[rows] = torch.as_tensor(np.asarray(episode.truncations, dtype=np.float32))
@@ -325,24 +325,32 @@ class NoisyPolicy:
         return np.clip(noisy, self.space.low, self.space.high).astype(self.space.dtype)
 
 
+def env_labels(env: gym.Env) -> tuple[Callable, Callable]:
+    """The maps from the agent's actions and observations to the env's own, for an env that make_env wrapped in
+    AgentSpaces (a Discrete space with a start, MultiDiscrete or MultiBinary actions); the identity otherwise."""
+    same = lambda value: value  # noqa: E731
+    return getattr(env, "env_action", same), getattr(env, "env_observation", same)
+
+
 def record_policy(policy, env: gym.Env, episodes: int | None, steps: int | None, seed: int) -> list:
     """Episodes of `policy` in `env` as Minari EpisodeBuffers: whole episodes until `episodes` of them, or until
     `steps` steps in all (the last episode is then cut there and marked truncated, not terminated)."""
     from minari.data_collector import EpisodeBuffer
 
     buffers, total = [], 0
+    to_env, to_env_obs = env_labels(env)
     while (episodes is not None and len(buffers) < episodes) or (steps is not None and total < steps):
         episode_seed = seed + len(buffers)
         obs, _ = env.reset(seed=episode_seed)
-        observations, actions, rewards, terminations, truncations = [obs], [], [], [], []
+        observations, actions, rewards, terminations, truncations = [to_env_obs(obs)], [], [], [], []
         while True:
             check_episode_length(len(actions), env.spec)
             action = policy.act([obs])[0]  # a batch of one; Dict, Tuple and Discrete observations included
             obs, reward, terminated, truncated, _ = env.step(action)
             total += 1
             cut = steps is not None and total >= steps
-            observations.append(obs)
-            actions.append(action)
+            observations.append(to_env_obs(obs))  # the dataset holds the env's own labels, as its spec says
+            actions.append(to_env(action))
             rewards.append(float(reward))
             terminations.append(bool(terminated))
             truncations.append(bool(truncated or (cut and not terminated)))
@@ -377,10 +385,10 @@ def episode_buffer(cls, seed, observations, actions, rewards, terminations, trun
     )
 
 
-def replay_episodes(replay: dict, num_envs: int, episodes: int | None, steps: int | None) -> list:
-    """The transitions of a saved ReplayBuffer as episodes, oldest first. Entry i and entry i + num_envs are
-    consecutive steps of the same env; an episode ends at an entry marked done (truncated when not terminated).
-    A stretch still open at the end of the buffer is kept as an episode cut there (truncated)."""
+def replay_episodes(replay: dict, num_envs: int, episodes: int | None, steps: int | None, env: gym.Env) -> list:
+    """The transitions of a saved ReplayBuffer as episodes, oldest first, in `env`'s own labels. Entry i and entry
+    i + num_envs are consecutive steps of the same env; an episode ends at an entry marked done (truncated when not
+    terminated). A stretch still open at the end of the buffer is kept as an episode cut there (truncated)."""
     from minari.data_collector import EpisodeBuffer
 
     size = int(replay["size"])
@@ -408,6 +416,7 @@ def replay_episodes(replay: dict, num_envs: int, episodes: int | None, steps: in
             pieces.append((first, current))
     pieces.sort(key=lambda piece: piece[0])
     buffers, total = [], 0
+    to_env, to_env_obs = env_labels(env)
     for _, entries in pieces:
         if (episodes is not None and len(buffers) >= episodes) or (steps is not None and total >= steps):
             break
@@ -421,8 +430,8 @@ def replay_episodes(replay: dict, num_envs: int, episodes: int | None, steps: in
             episode_buffer(
                 EpisodeBuffer,
                 None,
-                [*obs[entries], next_obs[last]],
-                actions[entries],
+                [to_env_obs(o) for o in [*obs[entries], next_obs[last]]],
+                [to_env(a) for a in actions[entries]],
                 rewards[entries],
                 terminated[entries],
                 truncations,

@@ -105,37 +105,85 @@ class DiscretizedActions(gym.ActionWrapper):
         return np.array([values[i] for values, i in zip(self.values, per_dimension)], dtype=self.dtype)
 
 
+MAX_DISCRETE_ACTIONS = 4096
+
+
 def discrete_start(space: gym.Space) -> int:
     return int(space.start) if isinstance(space, gym.spaces.Discrete) else 0
 
 
-class ZeroBasedDiscrete(gym.Wrapper):
-    """Discrete(n, start=s) observations and actions as Discrete(n) counted from 0, as the networks' outputs and the
-    tables' rows are; the env still gets and gives its own labels."""
+def action_choices(space: gym.Space) -> tuple[int, ...] | None:
+    """The choices per dimension of a flat MultiDiscrete or MultiBinary action space, None for any other space."""
+    if isinstance(space, gym.spaces.MultiBinary) and len(space.shape) == 1:
+        return (2,) * space.shape[0]
+    if isinstance(space, gym.spaces.MultiDiscrete) and space.nvec.ndim == 1:
+        return tuple(int(n) for n in space.nvec)
+    return None
+
+
+def agent_action_space(space: gym.Space) -> gym.Space:
+    """The action space an agent sees for the env's `space`: a Discrete one counted from 0, and a MultiDiscrete or
+    MultiBinary one of at most MAX_DISCRETE_ACTIONS combinations as one Discrete of every combination (the last
+    dimension fastest); any other space as it is."""
+    choices = action_choices(space)
+    if choices is not None and math.prod(choices) <= MAX_DISCRETE_ACTIONS:
+        return gym.spaces.Discrete(math.prod(choices))
+    if discrete_start(space):
+        return gym.spaces.Discrete(space.n)
+    return space
+
+
+def env_action(space: gym.Space, action):
+    """The env's action for the agent's `action` in agent_action_space(space)."""
+    choices = action_choices(space)
+    if choices is not None and math.prod(choices) <= MAX_DISCRETE_ACTIONS:
+        start = getattr(space, "start", 0)  # MultiDiscrete may have one per dimension
+        return (np.array(np.unravel_index(int(action), choices)) + start).astype(space.dtype)
+    return action + discrete_start(space) if discrete_start(space) else action
+
+
+def agent_actions(space: gym.Space, actions: np.ndarray) -> np.ndarray:
+    """A batch of the env's actions [N, ...] as the agent's, in agent_action_space(space): what a dataset another
+    tool wrote holds, read into the actions rltrain's agents learn."""
+    choices = action_choices(space)
+    if choices is not None and math.prod(choices) <= MAX_DISCRETE_ACTIONS:
+        labels = np.asarray(actions, dtype=np.int64).reshape(len(actions), len(choices))
+        return np.ravel_multi_index(tuple((labels - getattr(space, "start", 0)).T), choices)
+    return np.asarray(actions) - discrete_start(space) if discrete_start(space) else np.asarray(actions)
+
+
+class AgentSpaces(gym.Wrapper):
+    """The env as agents take it: Discrete(n, start=s) observations and actions counted from 0, as the networks'
+    outputs and the tables' rows are, and MultiDiscrete / MultiBinary actions as one Discrete space of their
+    combinations (agent_action_space); the env still gets and gives its own labels."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
-        self.obs_start, self.action_start = discrete_start(env.observation_space), discrete_start(env.action_space)
+        self.obs_start = discrete_start(env.observation_space)
         if self.obs_start:
             self.observation_space = gym.spaces.Discrete(env.observation_space.n)
-        if self.action_start:
-            self.action_space = gym.spaces.Discrete(env.action_space.n)
+        self.action_space = agent_action_space(env.action_space)
+
+    def env_action(self, action):
+        return env_action(self.env.action_space, action)
+
+    def env_observation(self, obs):
+        return obs + self.obs_start
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
         return obs - self.obs_start, info
 
     def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action + self.action_start)
+        obs, reward, terminated, truncated, info = self.env.step(self.env_action(action))
         return obs - self.obs_start, reward, terminated, truncated, info
 
 
-def zero_based(env: gym.Env) -> gym.Env:
-    """`env`, wrapped in ZeroBasedDiscrete when a Discrete space of it does not start at 0."""
-    return ZeroBasedDiscrete(env) if discrete_start(env.observation_space) or discrete_start(env.action_space) else env
-
-
-MAX_DISCRETE_ACTIONS = 4096
+def agent_spaces(env: gym.Env) -> gym.Env:
+    """`env`, wrapped in AgentSpaces when agents would see a space of it otherwise than the env gives it."""
+    if discrete_start(env.observation_space) or agent_action_space(env.action_space) is not env.action_space:
+        return AgentSpaces(env)
+    return env
 
 
 def action_wrappers(env_cfg: dict, action_space: gym.Space) -> list:
@@ -186,7 +234,7 @@ def make_env(env_cfg: dict, render_mode: str | None = None) -> gym.Env:
         extra = next((e for e in ("box2d", "mujoco") if e in str(exc).lower()), None)
         fix = f"pip install 'rltrain[{extra}]' (make installs it)" if extra else "install what it names"
         raise RltrainError(f"env.id={env_cfg['id']} needs a package that is missing ({exc}); {fix}.") from None
-    env = zero_based(env)
+    env = agent_spaces(env)
     try:
         for wrap in env_wrappers(env_cfg, env):
             env = wrap(env)
@@ -215,12 +263,12 @@ def make_vector_env(env_cfg: dict, num_envs: int, vectorization: str | None = No
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     vector_kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP} if mode != "vector_entry_point" else {}
-    wrappers = None if mode == "vector_entry_point" else [zero_based]
+    wrappers = None if mode == "vector_entry_point" else [agent_spaces]
     for key in ("discretize", "flatten_observation"):
         if env_cfg.get(key) not in (None, False) and mode == "vector_entry_point":
             raise RltrainError(f"env.{key} wraps each env, so it needs env.vectorization=sync or async.")
     if env_cfg.get("discretize") is not None or env_cfg.get("flatten_observation"):
-        probe = zero_based(gym.make(env_cfg["id"], **kwargs))
+        probe = agent_spaces(gym.make(env_cfg["id"], **kwargs))
         probe.close()
         wrappers += env_wrappers(env_cfg, probe)
     envs = gym.make_vec(
