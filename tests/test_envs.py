@@ -376,3 +376,26 @@ def test_a_refusal_suggests_discretize_only_for_a_flat_box(algo, tmp_path):
             Trainer(tiny(compose_config(f"algo={algo}", "env=gym", "env.id=test/SquareActions-v0")), tmp_path)
     finally:
         del gym.registry["test/SquareActions-v0"]
+
+
+class WideActions(gym.Env):
+    """A flat Box of `dims` actions."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def __init__(self, dims: int):
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (dims,), np.float32)
+
+
+@pytest.mark.parametrize("dims,bins", [(3, 11), (8, 2), (17, None)])  # 11 ** 3, 2 ** 8 <= 4,096 < 2 ** 17
+def test_the_suggested_discretize_fits_the_limit_of_combinations(dims, bins, tmp_path):
+    gym.register("test/WideActions-v0", entry_point=WideActions, kwargs={"dims": dims})
+    try:
+        with pytest.raises(RltrainError) as refusal:
+            Trainer(tiny(compose_config("algo=dqn", "env=gym", "env.id=test/WideActions-v0")), tmp_path)
+    finally:
+        del gym.registry["test/WideActions-v0"]
+    if bins is None:
+        assert "discretize" not in str(refusal.value)
+    else:
+        assert f"(e.g. env.discretize={bins})" in str(refusal.value)

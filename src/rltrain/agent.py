@@ -15,7 +15,7 @@ import torch
 from hydra.utils import get_class
 
 from rltrain.buffers import RolloutBuffer
-from rltrain.envs import make_env
+from rltrain.envs import MAX_DISCRETE_ACTIONS, make_env
 from rltrain.errors import RltrainError
 from rltrain.schema import closest
 
@@ -238,8 +238,10 @@ def resolve_algorithm(config: dict, algo_dir: Path | None = None) -> Algorithm:
         # a dataset keeps the actions it was recorded with; its observations are flattened as the env's are
         discretizable = problem is not None and not with_dataset and isinstance(action_space, gym.spaces.Box)
         discretizable = discretizable and len(action_space.shape) == 1  # env.discretize splits a flat Box only
-        if discretizable and " action space" in problem and gym.spaces.Discrete in cls.action_spaces:
-            problem += "; add env.discretize=N to split each action dimension into N bins (e.g. env.discretize=11)"
+        # an example N whose N ** dims combinations env.discretize accepts (11 where that fits)
+        bins = min(11, int(MAX_DISCRETE_ACTIONS ** (1 / action_space.shape[0]) + 1e-9)) if discretizable else 0
+        if bins >= 2 and " action space" in problem and gym.spaces.Discrete in cls.action_spaces:
+            problem += f"; add env.discretize=N to split each action dimension into N bins (e.g. env.discretize={bins})"
         if problem and " observation space" in problem and gym.spaces.Box in cls.observation_spaces:
             problem += "; add env.flatten_observation=true to feed it to the networks as one flat vector"
         if not problem and with_dataset and not getattr(cls, "needs_dataset", False):
