@@ -399,3 +399,9 @@ def test_the_suggested_discretize_fits_the_limit_of_combinations(dims, bins, tmp
         assert "discretize" not in str(refusal.value)
     else:
         assert f"(e.g. env.discretize={bins})" in str(refusal.value)
+
+
+def test_a_tabular_algorithm_on_a_flattened_env_is_told_to_drop_the_flag(tmp_path):
+    config = tiny(compose_config("algo=q_learning", "env=frozenlake", "env.flatten_observation=true"))
+    with pytest.raises(RltrainError, match=r"needs a Discrete observation space.*drop env.flatten_observation=true"):
+        Trainer(config, tmp_path)

@@ -244,6 +244,8 @@ def resolve_algorithm(config: dict, algo_dir: Path | None = None) -> Algorithm:
             problem += f"; add env.discretize=N to split each action dimension into N bins (e.g. env.discretize={bins})"
         if problem and " observation space" in problem and gym.spaces.Box in cls.observation_spaces:
             problem += "; add env.flatten_observation=true to feed it to the networks as one flat vector"
+        elif problem and " observation space" in problem and config["env"].get("flatten_observation"):
+            problem += "; drop env.flatten_observation=true, which made the env's observations this Box"
         if not problem and with_dataset and not getattr(cls, "needs_dataset", False):
             problem = "learns from its own env steps and takes no dataset=; drop it, or use an algorithm that learns "
             problem += "from a dataset"
