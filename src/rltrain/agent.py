@@ -27,7 +27,8 @@ class Agent(Protocol):
 
     kind: ClassVar[str]  # which loop drives it: a key of loops.LOOPS and of PROTOCOLS below
     # the space types it supports; a Box must be flat (env.flatten_observation makes it so), a Discrete counts from
-    # 0 (envs.make_env shifts one with a start), and Box actions of tanh-bounded policies need finite bounds
+    # 0 (envs.make_env shifts one with a start and enumerates MultiDiscrete / MultiBinary actions as one), and Box
+    # actions of tanh-bounded policies need finite bounds
     observation_spaces: ClassVar[tuple[type[gym.Space], ...]]
     action_spaces: ClassVar[tuple[type[gym.Space], ...]]
     # optional: needs_env_attributes = {"P": "a transition table"}, what the unwrapped env must have besides
