@@ -125,13 +125,15 @@ class Dataset:
 def unknown_id_message(dataset_id: str) -> str:
     ids = local_ids()
     root = dataset_path("")
+    fetch = f"`minari download {dataset_id}` fetches one of Minari's public datasets"
     if not ids:
         return (
-            f"dataset={dataset_id} is not in the Minari root {root}, which is empty; record one with rltrain-collect."
+            f"dataset={dataset_id} is not in the Minari root {root}, which is empty; record one with rltrain-collect "
+            f"({fetch})."
         )
     close = difflib.get_close_matches(dataset_id, ids, n=3, cutoff=0.4)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return f"dataset={dataset_id} is not in the Minari root {root}.{hint} Local datasets: {', '.join(ids)}."
+    return f"dataset={dataset_id} is not in the Minari root {root}.{hint} Local datasets: {', '.join(ids)} ({fetch})."
 
 
 def unreadable(dataset_id: str, exc: Exception) -> str:
