@@ -265,6 +265,21 @@ def test_labelled_and_combined_actions_are_recorded_in_the_envs_labels_and_loade
     assert Trainer(config, tmp_path).run()["env_steps"] == 50  # and a policy acts in the env's labels
 
 
+def test_an_env_registered_with_a_class_is_recorded_with_its_entry_point_as_text(capsys):
+    from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+    gym.register("test/ClassEntry-v0", entry_point=CartPoleEnv, max_episode_steps=30)  # a class: JSON cannot hold it
+    try:
+        collect("id=test/classentry/random-v0", "env=test/ClassEntry-v0", "episodes=2", "ref_episodes=1")
+        spec = minari.load_dataset("test/classentry/random-v0").env_spec
+        assert spec.id == "test/ClassEntry-v0" and spec.max_episode_steps == 30
+        assert spec.entry_point == "gymnasium.envs.classic_control.cartpole:CartPoleEnv"
+        assert "train:  rltrain algo=bc dataset=test/classentry/random-v0\n" in capsys.readouterr().out
+        assert load("test/classentry/random-v0", "test/ClassEntry-v0").num_episodes == 2
+    finally:
+        del gym.registry["test/ClassEntry-v0"]
+
+
 # --- errors ------------------------------------------------------------------------------------------------------
 def test_collector_errors_are_one_sentence_and_write_nothing(tmp_path, capsys, minari_root):
     collect("id=test/cartpole/a-v0", "env=CartPole-v1", "episodes=1", "ref_episodes=1")

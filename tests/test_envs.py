@@ -307,6 +307,16 @@ def test_an_env_another_package_registers_trains_and_evaluates_by_module_and_id(
     [run] = (workdir / "outputs" / "ppo-Walk-v0").iterdir()  # the folder is named by the id alone
     result = run_cli(f"run={run}", "episodes=2", script="rltrain-eval", cwd=workdir, env=path)
     assert result.returncode == 0 and "ppo on walk_envs:Walk-v0" in result.stdout, result.stderr
+    # a dataset of it records the id alone; the train line rltrain-collect prints names the module again
+    minari_root = {**path, "MINARI_DATASETS_PATH": str(workdir / "minari")}
+    collect = run_cli(
+        f"run={run}", "id=test/walk/ppo-v0", "episodes=2", script="rltrain-collect", cwd=workdir, env=minari_root
+    )
+    assert collect.returncode == 0, collect.stderr
+    [train] = [line.split("train:")[1].split() for line in collect.stdout.splitlines() if "train:" in line]
+    assert train == ["rltrain", "algo=bc", "dataset=test/walk/ppo-v0", "env=gym", "env.id=walk_envs:Walk-v0"]
+    bc = run_cli(*train[1:], "total_steps=20", "eval.episodes=1", "log.progress=false", cwd=workdir, env=minari_root)
+    assert bc.returncode == 0 and "Done: bc on walk_envs:Walk-v0, 20 updates" in bc.stdout, bc.stderr
 
 
 @pytest.mark.parametrize(

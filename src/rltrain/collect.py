@@ -202,12 +202,17 @@ def run(argv: list[str]) -> dict:
     from gymnasium.spaces import Box
 
     flat = isinstance(observation_space, Box) and len(observation_space.shape) == 1
+    train = [f"dataset={dataset_id}"]
+    if ":" in env_cfg["id"]:  # an env another package registers: the dataset records its id, not the module
+        train.append(f"env=gym env.id={env_cfg['id']}")
+    train += [f"++env.kwargs.{k}={v}" for k, v in env_cfg.get("kwargs", {}).items()]  # ++: set or add
+    train += [] if flat else ["env.flatten_observation=true"]
     print(
         f"Wrote {dataset_id}: {len(buffers)} episodes, {steps} steps of {source} on {env_cfg['id']}, "
         f"mean return {result['return_mean']:.1f} ({refs})\n"
         f"  path:   {result['path']}\n"
         f"  list:   minari list local\n"
-        f"  train:  rltrain algo=bc dataset={dataset_id}" + ("" if flat else " env.flatten_observation=true")
+        f"  train:  rltrain algo=bc {' '.join(train)}"
     )
     if ref_max is None:
         print("  note:   no ref_max_score (a random source); pass ref_max=<expert return> for normalized scores")

@@ -12,6 +12,7 @@ step (time limit, or the collector's step budget) is not a terminal for any TD t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import io
 import warnings
@@ -442,6 +443,15 @@ def replay_episodes(replay: dict, num_envs: int, episodes: int | None, steps: in
     return buffers
 
 
+def serializable_spec(spec):
+    """`spec` with a callable entry point (gym.register(..., entry_point=MyEnv)) written as its "module:name":
+    Minari stores env specs as JSON, which has no callables."""
+    entry_point = getattr(spec, "entry_point", None)
+    if entry_point is None or isinstance(entry_point, str):
+        return spec
+    return dataclasses.replace(spec, entry_point=f"{entry_point.__module__}:{entry_point.__qualname__}")
+
+
 def write(
     dataset_id: str,
     buffers: list,
@@ -462,6 +472,7 @@ def write(
             raise RltrainError(f"dataset {dataset_id} already exists at {path}; pass overwrite=true to replace it.")
         with contextlib.redirect_stdout(io.StringIO()):  # Minari prints a line of its own
             minari.delete_dataset(dataset_id)
+    env_spec = serializable_spec(env_spec)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = minari.create_dataset_from_buffers(
