@@ -265,6 +265,21 @@ def test_labelled_and_combined_actions_are_recorded_in_the_envs_labels_and_loade
     assert Trainer(config, tmp_path).run()["env_steps"] == 50  # and a policy acts in the env's labels
 
 
+def test_a_replay_of_combined_actions_is_recorded_in_the_envs_labels(tmp_path):
+    import test_envs  # noqa: F401  registers rltrain-test/BoxCombination-v0
+
+    env = ["env=gym", "env.id=rltrain-test/BoxCombination-v0"]
+    run = train_tiny(tmp_path, "algo=dqn", *env, "num_envs=1", "checkpoint.replay_buffer=true", total_steps=300)
+    collect(f"run={run}", "source=replay", "id=test/combination/replay-v0", "ref_episodes=1")
+    replay = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["replay"]
+    first = next(minari.load_dataset("test/combination/replay-v0").iterate_episodes())
+    indices = replay["actions"][:10].long().numpy()  # one env: the first episode's ten steps
+    np.testing.assert_array_equal(first.actions, np.stack([indices // 2 - 1, indices % 2 + 5], axis=1))
+    env = make_env({"id": "rltrain-test/BoxCombination-v0"})  # as agents see it: Discrete(6) actions
+    data = datasets.load("test/combination/replay-v0", env.observation_space, env.action_space, env.spec.id, CPU)
+    assert data.actions[:10].tolist() == indices.tolist()  # and read back as the agent's indices
+
+
 def test_an_env_registered_with_a_class_is_recorded_with_its_entry_point_as_text(capsys):
     from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 

@@ -214,29 +214,33 @@ def test_algorithms_learn_the_best_labelled_action(overrides, tmp_path):
 
 
 class Combination(gym.Env):
-    """States 0..10 (the step); MultiDiscrete actions with starts, or MultiBinary ones: reward 1 for one
-    combination, ten steps."""
+    """States 0..10 (the step; Discrete, or a Box of one float with box_states); MultiDiscrete actions with starts,
+    or MultiBinary ones: reward 1 for one combination, ten steps."""
 
-    observation_space = gym.spaces.Discrete(11)
-
-    def __init__(self, binary: bool = False):
+    def __init__(self, binary: bool = False, box_states: bool = False):
         if binary:
             self.action_space, self.best = gym.spaces.MultiBinary(3), [1, 0, 1]
         else:
             self.action_space, self.best = gym.spaces.MultiDiscrete([3, 2], start=[-1, 5]), [1, 6]
+        self.box_states = box_states
+        self.observation_space = gym.spaces.Box(0.0, 10.0, (1,), np.float32) if box_states else gym.spaces.Discrete(11)
+
+    def state(self):
+        return np.array([self.t], np.float32) if self.box_states else self.t
 
     def reset(self, seed=None, options=None):
         super().reset(seed=seed)
         self.t = 0
-        return 0, {}
+        return self.state(), {}
 
     def step(self, action):
         assert self.action_space.contains(np.asarray(action)), f"action {action} is not one of the env's"
         self.t += 1
-        return self.t, float(list(action) == self.best), self.t == 10, False, {}
+        return self.state(), float(list(action) == self.best), self.t == 10, False, {}
 
 
 gym.register("rltrain-test/Combination-v0", entry_point="test_envs:Combination")
+gym.register("rltrain-test/BoxCombination-v0", entry_point="test_envs:Combination", kwargs={"box_states": True})
 gym.register("rltrain-test/BinaryCombination-v0", entry_point="test_envs:Combination", kwargs={"binary": True})
 
 

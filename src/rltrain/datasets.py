@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rltrain.envs import agent_action_space, agent_actions, check_episode_length, registered_name
+from rltrain.envs import AgentSpaces, agent_action_space, agent_actions, check_episode_length, registered_name
 from rltrain.errors import RltrainError
 
 INSTALL_HINT = "pip install 'rltrain[datasets]'"
@@ -328,11 +328,10 @@ class NoisyPolicy:
         return np.clip(noisy, self.space.low, self.space.high).astype(self.space.dtype)
 
 
-def env_labels(env: gym.Env) -> tuple[Callable, Callable]:
+def env_labels(env: gym.Env) -> tuple[Callable, Callable] | None:
     """The maps from the agent's actions and observations to the env's own, for an env that make_env wrapped in
-    AgentSpaces (a Discrete space with a start, MultiDiscrete or MultiBinary actions); the identity otherwise."""
-    same = lambda value: value  # noqa: E731
-    return getattr(env, "env_action", same), getattr(env, "env_observation", same)
+    AgentSpaces (a Discrete space with a start, MultiDiscrete or MultiBinary actions); None for any other env."""
+    return (env.env_action, env.env_observation) if isinstance(env, AgentSpaces) else None
 
 
 def record_policy(policy, env: gym.Env, episodes: int | None, steps: int | None, seed: int) -> list:
@@ -341,7 +340,7 @@ def record_policy(policy, env: gym.Env, episodes: int | None, steps: int | None,
     from minari.data_collector import EpisodeBuffer
 
     buffers, total = [], 0
-    to_env, to_env_obs = env_labels(env)
+    to_env, to_env_obs = env_labels(env) or (lambda action: action, lambda obs: obs)
     while (episodes is not None and len(buffers) < episodes) or (steps is not None and total < steps):
         episode_seed = seed + len(buffers)
         obs, _ = env.reset(seed=episode_seed)
@@ -419,7 +418,7 @@ def replay_episodes(replay: dict, num_envs: int, episodes: int | None, steps: in
             pieces.append((first, current))
     pieces.sort(key=lambda piece: piece[0])
     buffers, total = [], 0
-    to_env, to_env_obs = env_labels(env)
+    labels = env_labels(env)
     for _, entries in pieces:
         if (episodes is not None and len(buffers) >= episodes) or (steps is not None and total >= steps):
             break
@@ -429,12 +428,16 @@ def replay_episodes(replay: dict, num_envs: int, episodes: int | None, steps: in
         last = entries[-1]
         truncations = [bool(dones[i] and not terminated[i]) for i in entries]
         truncations[-1] = not terminated[last]  # a stretch cut by the buffer or the step budget ends truncated
+        episode_obs, episode_actions = [*obs[entries], next_obs[last]], actions[entries]
+        if labels is not None:  # the env's own labels, as the dataset's spec says
+            episode_obs = [labels[1](o) for o in episode_obs]
+            episode_actions = [labels[0](a) for a in episode_actions]
         buffers.append(
             episode_buffer(
                 EpisodeBuffer,
                 None,
-                [to_env_obs(o) for o in [*obs[entries], next_obs[last]]],
-                [to_env(a) for a in actions[entries]],
+                episode_obs,
+                episode_actions,
                 rewards[entries],
                 terminated[entries],
                 truncations,
