@@ -113,12 +113,14 @@ def discrete_start(space: gym.Space) -> int:
 
 
 def action_choices(space: gym.Space) -> tuple[int, ...] | None:
-    """The choices per dimension of a flat MultiDiscrete or MultiBinary action space, None for any other space."""
+    """The choices per dimension of a flat MultiDiscrete or MultiBinary action space of at most MAX_DISCRETE_ACTIONS
+    combinations, which agents see as one Discrete space; None for any other space."""
+    choices = None
     if isinstance(space, gym.spaces.MultiBinary) and len(space.shape) == 1:
-        return (2,) * space.shape[0]
+        choices = (2,) * space.shape[0]
     if isinstance(space, gym.spaces.MultiDiscrete) and space.nvec.ndim == 1:
-        return tuple(int(n) for n in space.nvec)
-    return None
+        choices = tuple(int(n) for n in space.nvec)
+    return choices if choices and math.prod(choices) <= MAX_DISCRETE_ACTIONS else None
 
 
 def agent_action_space(space: gym.Space) -> gym.Space:
@@ -126,7 +128,7 @@ def agent_action_space(space: gym.Space) -> gym.Space:
     MultiBinary one of at most MAX_DISCRETE_ACTIONS combinations as one Discrete of every combination (the last
     dimension fastest); any other space as it is."""
     choices = action_choices(space)
-    if choices is not None and math.prod(choices) <= MAX_DISCRETE_ACTIONS:
+    if choices is not None:
         return gym.spaces.Discrete(math.prod(choices))
     if discrete_start(space):
         return gym.spaces.Discrete(space.n)
@@ -136,7 +138,7 @@ def agent_action_space(space: gym.Space) -> gym.Space:
 def env_action(space: gym.Space, action):
     """The env's action for the agent's `action` in agent_action_space(space)."""
     choices = action_choices(space)
-    if choices is not None and math.prod(choices) <= MAX_DISCRETE_ACTIONS:
+    if choices is not None:
         start = getattr(space, "start", 0)  # MultiDiscrete may have one per dimension
         return (np.array(np.unravel_index(int(action), choices)) + start).astype(space.dtype)
     return action + discrete_start(space) if discrete_start(space) else action
@@ -146,7 +148,7 @@ def agent_actions(space: gym.Space, actions: np.ndarray) -> np.ndarray:
     """A batch of the env's actions [N, ...] as the agent's, in agent_action_space(space): what a dataset another
     tool wrote holds, read into the actions rltrain's agents learn."""
     choices = action_choices(space)
-    if choices is not None and math.prod(choices) <= MAX_DISCRETE_ACTIONS:
+    if choices is not None:
         labels = np.asarray(actions, dtype=np.int64).reshape(len(actions), len(choices))
         return np.ravel_multi_index(tuple((labels - getattr(space, "start", 0)).T), choices)
     return np.asarray(actions) - discrete_start(space) if discrete_start(space) else np.asarray(actions)
