@@ -170,6 +170,14 @@ def test_video_of_a_mujoco_env_renders_without_a_display(workdir):
     assert video.stat().st_size > 1000
 
 
+def test_a_mujoco_backend_that_cannot_load_is_one_sentence(workdir):
+    """MuJoCo picks its OpenGL backend from MUJOCO_GL when imported, so a bad one fails training, not only video."""
+    pytest.importorskip("mujoco")
+    result = run_cli("algo=sac", "env=hopper", "total_steps=100", cwd=workdir, env={"MUJOCO_GL": "bogus"})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "could not load MuJoCo with MUJOCO_GL=bogus" in result.stderr and "or unset it" in result.stderr
+
+
 def test_eval_cli_names_a_renderer_that_fails(workdir, monkeypatch, capsys):
     """A renderer that cannot start (injected) is one sentence with the fix, after the returns are printed."""
     from gymnasium.envs.classic_control.cartpole import CartPoleEnv

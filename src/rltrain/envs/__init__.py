@@ -11,7 +11,9 @@ import difflib
 import importlib
 import importlib.util
 import math
+import os
 import sys
+import traceback
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -223,6 +225,12 @@ def env_wrappers(env_cfg: dict, env: gym.Env) -> list:
     return ([flatten_observation] if flatten else []) + action_wrappers(env_cfg, env.action_space)
 
 
+def raised_in_package(error: BaseException, package: str) -> bool:
+    """Whether `error` was raised from inside `package`'s files (its traceback passes through them)."""
+    marker = f"{os.sep}{package}{os.sep}"
+    return any(marker in frame.filename for frame in traceback.extract_tb(error.__traceback__))
+
+
 def make_env(env_cfg: dict, render_mode: str | None = None) -> gym.Env:
     """One plain env instance (with env.flatten_observation and env.discretize applied), for probing spaces and for
     single-env loops."""
@@ -236,6 +244,14 @@ def make_env(env_cfg: dict, render_mode: str | None = None) -> gym.Env:
         extra = next((e for e in ("box2d", "mujoco") if e in str(exc).lower()), None)
         fix = f"pip install 'rltrain[{extra}]' (make installs it)" if extra else "install what it names"
         raise RltrainError(f"env.id={env_cfg['id']} needs a package that is missing ({exc}); {fix}.") from None
+    except Exception as exc:
+        if "MUJOCO_GL" in os.environ and raised_in_package(exc, "mujoco"):  # the backend is picked at import
+            reason = str(exc).strip().rstrip(".") or type(exc).__name__
+            raise RltrainError(
+                f"env.id={env_cfg['id']} could not load MuJoCo with MUJOCO_GL={os.environ['MUJOCO_GL']} ({reason}); "
+                "set it to a backend this machine has (egl needs libegl1, osmesa needs libosmesa6) or unset it."
+            ) from exc
+        raise
     env = agent_spaces(env)
     try:
         for wrap in env_wrappers(env_cfg, env):
