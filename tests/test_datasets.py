@@ -155,8 +155,9 @@ def test_collector_through_a_subprocess_and_minari_lists_the_dataset(tmp_path, m
 
 
 # --- datasets that Minari itself wrote ------------------------------------------------------------------------
-def minari_cartpole_episodes(n: int, seed: int = 0, observation_dtype=np.float64) -> list:
-    env = gym.make("CartPole-v1")
+def minari_cartpole_episodes(n: int, seed: int = 0, observation_dtype=np.float64, env: gym.Env | None = None) -> list:
+    """n episodes of random actions on CartPole-v1 (or on `env`) as Minari's episode buffers."""
+    env = env or gym.make("CartPole-v1")
     env.action_space.seed(seed)
     buffers = []
     for k in range(n):
@@ -373,6 +374,40 @@ def test_cli_takes_the_env_from_the_dataset_and_fails_in_one_sentence(tmp_path, 
     [line] = result.stderr.strip().splitlines()
     assert "dataset=test/pendulum/nothing-v0 is not in the Minari root" in line
     assert not list((tmp_path / "elsewhere").glob("outputs/*")), "a failed command must not leave a run folder"
+
+
+def test_the_env_is_made_as_the_dataset_recorded_it_and_the_users_kwargs_win(tmp_path, minari_root):
+    recorded_on = gym.make("Pendulum-v1", max_episode_steps=50, g=5.0)  # another tool's time limit and gravity
+    minari.create_dataset_from_buffers(
+        "others/pendulum/short-v0", minari_cartpole_episodes(2, env=recorded_on), env=recorded_on
+    )
+    assert datasets.env_overrides("others/pendulum/short-v0", config_dir() / "env") == [
+        "env=pendulum",
+        "++env.kwargs.g=5.0",
+        "++env.kwargs.max_episode_steps=50",
+    ]
+    env = {"MINARI_DATASETS_PATH": str(minari_root)}
+    tiny_offline = ["total_steps=8", "eval.episodes=1", "eval.every=0", "log.every=4"]
+    for run, users in (("as-recorded", []), ("users", ["++env.kwargs.max_episode_steps=80"])):
+        result = run_cli(
+            "algo=bc",
+            "dataset=others/pendulum/short-v0",
+            *tiny_offline,
+            f"hydra.run.dir={run}",
+            *users,
+            cwd=tmp_path,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+    from rltrain import checkpoint
+
+    def kwargs_of(run: str) -> dict:  # the config the run trained and evaluated with
+        return checkpoint.load(tmp_path / run / "checkpoints" / "last.pt")["config"]["env"]["kwargs"]
+
+    assert kwargs_of("as-recorded") == {"g": 5.0, "max_episode_steps": 50}
+    assert kwargs_of("users") == {"g": 5.0, "max_episode_steps": 80}
+    for value, text in ((None, "null"), (True, "true"), ("a b", '"a b"'), ([1, 0.5], "[1,0.5]"), ({"x": 1}, "{x:1}")):
+        assert datasets.override_value(value) == text
 
 
 def test_tuple_and_discrete_observations_are_recorded_and_loaded_flat_as_the_env_flattens_them(tmp_path, minari_root):

@@ -234,8 +234,8 @@ def with_dataset_env(cfg: DictConfig) -> DictConfig:
 
     from rltrain import datasets
 
-    env = datasets.env_overrides(cfg.dataset, config_dir() / "env")
-    return compose(config_name="config", overrides=overrides + env)
+    env = datasets.env_overrides(cfg.dataset, config_dir() / "env")  # first, so the user's env.kwargs win
+    return compose(config_name="config", overrides=env + overrides)
 
 
 def train_one(trainer, run_dir: Path, continue_with: str) -> float:

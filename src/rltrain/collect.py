@@ -205,7 +205,7 @@ def run(argv: list[str]) -> dict:
     train = [f"dataset={dataset_id}"]
     if ":" in env_cfg["id"]:  # an env another package registers: the dataset records its id, not the module
         train.append(f"env=gym env.id={env_cfg['id']}")
-    train += [f"++env.kwargs.{k}={v}" for k, v in env_cfg.get("kwargs", {}).items()]  # ++: set or add
+    train += datasets.kwarg_overrides(dataset_id, env_cfg.get("kwargs", {}))
     train += [] if flat else ["env.flatten_observation=true"]
     print(
         f"Wrote {dataset_id}: {len(buffers)} episodes, {steps} steps of {source} on {env_cfg['id']}, "

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import difflib
 import io
+import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -528,7 +529,53 @@ def env_overrides(dataset_id: str, env_dir: Path) -> list[str]:
         )
     from omegaconf import OmegaConf
 
+    recorded = kwarg_overrides(dataset_id, recorded_env_kwargs(data.env_spec))
     for path in sorted(env_dir.glob("*.yaml")):
         if OmegaConf.load(path).get("id") == env_id:
-            return [f"env={path.stem}"]
-    return ["env=gym", f"env.id={env_id}"]
+            return [f"env={path.stem}", *recorded]
+    return ["env=gym", f"env.id={env_id}", *recorded]
+
+
+def recorded_env_kwargs(spec: gym.envs.registration.EnvSpec) -> dict:
+    """The keyword arguments (time limit included) the dataset's env was made with where they differ from the env
+    registered under its id here, so evaluation runs the episodes the data came from."""
+    registered = gym.spec(spec.id)
+    kwargs = {
+        key: value
+        for key, value in (spec.kwargs or {}).items()
+        if key != "render_mode" and (key not in registered.kwargs or registered.kwargs[key] != value)
+    }
+    if spec.max_episode_steps is not None and spec.max_episode_steps != registered.max_episode_steps:
+        kwargs["max_episode_steps"] = spec.max_episode_steps
+    return kwargs
+
+
+def override_value(value) -> str:
+    """`value` as Hydra's override grammar reads it back (strings quoted, None as null, lists of such values)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # double-quoted, with backslash escapes, as Hydra's quoted strings
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(override_value(item) for item in value) + "]"
+    if isinstance(value, dict) and all(isinstance(key, str) and key.isidentifier() for key in value):
+        return "{" + ",".join(f"{key}:{override_value(item)}" for key, item in value.items()) + "}"
+    raise TypeError(type(value).__name__)
+
+
+def kwarg_overrides(dataset_id: str, kwargs: dict) -> list[str]:
+    """`++env.kwargs.<key>=<value>` per keyword argument (++: set or add, so a preset's `kwargs: {}` takes it)."""
+    overrides = []
+    for key, value in kwargs.items():
+        try:
+            overrides.append(f"++env.kwargs.{key}={override_value(value)}")
+        except TypeError:
+            raise RltrainError(
+                f"dataset={dataset_id} was recorded with the env keyword argument {key}={value!r}, which a command "
+                f"line cannot give; name its env with env= and set {key} in an env config of your own."
+            ) from None
+    return overrides
