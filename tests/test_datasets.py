@@ -374,6 +374,12 @@ def test_cli_takes_the_env_from_the_dataset_and_fails_in_one_sentence(tmp_path, 
     [line] = result.stderr.strip().splitlines()
     assert "dataset=test/pendulum/nothing-v0 is not in the Minari root" in line
     assert not list((tmp_path / "elsewhere").glob("outputs/*")), "a failed command must not leave a run folder"
+    # the run folder is named by the env the run trains on, the dataset's, not the default env's
+    result = run_cli(
+        "algo=bc", "dataset=test/pendulum/random-v0", *tiny_offline[:-1], cwd=tmp_path / "elsewhere", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (tmp_path / "elsewhere" / "outputs").iterdir()] == ["bc-pendulum"]
 
 
 def test_the_env_is_made_as_the_dataset_recorded_it_and_the_users_kwargs_win(tmp_path, minari_root):

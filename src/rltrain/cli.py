@@ -32,11 +32,28 @@ def explicit_resume(resume: str | None) -> bool:
     return bool(resume) and resume != "auto"
 
 
-def run_dir_for(resume: str | None, name: str) -> str:
+def dataset_env_name(dataset_id: str) -> str | None:
+    """The env name of the run folder of a run on `dataset_id` (the env it was recorded on, which dataset= without
+    env= trains on), or None where the dataset cannot tell (the run then fails or names its env itself)."""
+    try:
+        from rltrain import datasets
+
+        overrides = datasets.env_overrides(dataset_id, config_dir() / "env")
+    except Exception:  # a missing or unreadable dataset is reported by the run, in one sentence
+        return None
+    group = overrides[0].split("=", 1)[1]
+    if group == "gym":
+        return overrides[1].split("=", 1)[1]
+    return str(OmegaConf.load(config_dir() / "env" / f"{group}.yaml").get("name", group))
+
+
+def run_dir_for(resume: str | None, algo: str, env: str, dataset: str | None = None) -> str:
     if explicit_resume(resume):
         path = Path(resume)
         return str(path.parents[1] if path.is_file() else path)
-    name = re.sub(r"[\w.]+:", "", name)  # env.id=<module>:<id> names its folder by the id alone
+    if dataset:  # the folder is composed before the run takes its env from the dataset
+        env = dataset_env_name(dataset) or env
+    name = re.sub(r"[\w.]+:", "", f"{algo}-{env}")  # env.id=<module>:<id> names its folder by the id alone
     return f"outputs/{name}/{datetime.now():%Y-%m-%d_%H-%M-%S}_{run_id()}"
 
 
