@@ -416,6 +416,21 @@ def test_the_env_is_made_as_the_dataset_recorded_it_and_the_users_kwargs_win(tmp
         assert datasets.override_value(value) == text
 
 
+def test_a_dataset_recorded_through_wrappers_gets_them_back_and_env_without_them_names_them(tmp_path):
+    recorded_on = gym.wrappers.TimeAwareObservation(gym.make("Pendulum-v1"))  # one more observation: the time
+    minari.create_dataset_from_buffers(
+        "others/pendulum/timed-v0", minari_cartpole_episodes(2, env=recorded_on), env=recorded_on
+    )
+    overrides = datasets.env_overrides("others/pendulum/timed-v0", config_dir() / "env")
+    assert overrides[0] == "env=pendulum" and overrides[1].startswith(
+        '++env.wrappers=[{entry_point:"gymnasium.wrappers.stateful_observation:TimeAwareObservation",kwargs:{'
+    )
+    run = train_tiny(tmp_path, "algo=iql", "dataset=others/pendulum/timed-v0", *overrides, total_steps=32)
+    assert json.loads((run / "summary.json").read_text())["env_steps"] == 32
+    with pytest.raises(RltrainError, match=r"shape \(4,\), but the env's has \(3,\) \(it was recorded through Time"):
+        load("others/pendulum/timed-v0", "Pendulum-v1")
+
+
 def test_tuple_and_discrete_observations_are_recorded_and_loaded_flat_as_the_env_flattens_them(tmp_path, minari_root):
     collect("id=test/blackjack/random-v0", "env=Blackjack-v1", "episodes=20", "ref_episodes=2")
     raw = minari.load_dataset("test/blackjack/random-v0")

@@ -337,6 +337,42 @@ def test_env_ids_with_a_module_that_cannot_register_them_are_one_sentence(env_id
         make_env({"id": env_id})
 
 
+TIME_AWARE = {"entry_point": "gymnasium.wrappers:TimeAwareObservation", "kwargs": {"normalize_time": True}}
+
+
+def test_env_wrappers_wrap_every_env_in_order_before_rltrains_own(tmp_path):
+    pendulum = {"id": "Pendulum-v1", "wrappers": [TIME_AWARE]}
+    env = make_env(pendulum)
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.shape == (4,) and obs[-1] == 0.0
+    assert env.step(env.action_space.sample())[0][-1] == pytest.approx(1 / 200)  # normalized by the time limit
+    vector = make_vector_env({**pendulum, "discretize": 3}, 2)
+    assert vector.single_observation_space.shape == (4,) and vector.single_action_space.n == 3
+    vector.close()
+    config = tiny(
+        compose_config(
+            "algo=ppo", "env=pendulum", "env.wrappers=[{entry_point:gymnasium.wrappers:TimeAwareObservation}]"
+        ),
+        64,
+    )
+    assert Trainer(config, tmp_path / "run").run()["env_steps"] == 64
+
+
+@pytest.mark.parametrize(
+    "wrappers,problem",
+    [
+        ([{"entry_point": "os:system"}], r"env.wrappers\[0\] names os, a module of Python's standard library"),
+        ([{"entry_point": "gymnasium.wrappers:Nope"}], r"env.wrappers\[0\]: gymnasium.wrappers has no wrapper Nope"),
+        ([{**TIME_AWARE, "kwargs": {"bogus": 1}}], r"env.wrappers could not wrap Pendulum-v1: TypeError: .*bogus"),
+        ([{"class": "TimeAwareObservation"}], r"env.wrappers\[0\]=.* must be \{entry_point: <module>:<class>"),
+        (5, r"env.wrappers=5 must be a list"),
+    ],
+)
+def test_env_wrappers_that_cannot_wrap_are_one_sentence(wrappers, problem):
+    with pytest.raises(RltrainError, match=rf"^{problem}"):
+        make_env({"id": "Pendulum-v1", "wrappers": wrappers})
+
+
 class NoEnd(gym.Env):
     """Never terminates nor truncates, and is registered without a time limit."""
 

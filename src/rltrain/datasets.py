@@ -227,7 +227,9 @@ def load(
     ):
         problem = space_problem(what, ours, theirs)
         if problem:
-            raise RltrainError(f"dataset={dataset_id} does not fit {env_id}: {problem}.")
+            names = [wrapper.name for wrapper in (spec.additional_wrappers if spec is not None else ())]
+            through = f" (it was recorded through {', '.join(names)}: drop env= to get them)" if names else ""
+            raise RltrainError(f"dataset={dataset_id} does not fit {env_id}: {problem}{through}.")
     if not isinstance(observation_space, gym.spaces.Box):
         raise RltrainError(
             f"dataset={dataset_id}: only Box observations can be loaded, not {observation_space}; add "
@@ -529,7 +531,9 @@ def env_overrides(dataset_id: str, env_dir: Path) -> list[str]:
         )
     from omegaconf import OmegaConf
 
-    recorded = kwarg_overrides(dataset_id, recorded_env_kwargs(data.env_spec))
+    recorded = kwarg_overrides(dataset_id, recorded_env_kwargs(data.env_spec)) + wrapper_overrides(
+        dataset_id, data.env_spec
+    )
     for path in sorted(env_dir.glob("*.yaml")):
         if OmegaConf.load(path).get("id") == env_id:
             return [f"env={path.stem}", *recorded]
@@ -548,6 +552,28 @@ def recorded_env_kwargs(spec: gym.envs.registration.EnvSpec) -> dict:
     if spec.max_episode_steps is not None and spec.max_episode_steps != registered.max_episode_steps:
         kwargs["max_episode_steps"] = spec.max_episode_steps
     return kwargs
+
+
+def wrapper_overrides(dataset_id: str, spec: gym.envs.registration.EnvSpec) -> list[str]:
+    """`++env.wrappers=[...]`: the gymnasium wrappers the dataset's env was recorded through (its spec's
+    additional_wrappers), so the run's envs give the observations and actions the data holds."""
+    recorded = []
+    for wrapper in spec.additional_wrappers or ():
+        if wrapper.kwargs is None:  # gymnasium records None for a wrapper whose arguments it cannot record
+            raise RltrainError(
+                f"dataset={dataset_id} was recorded through the wrapper {wrapper.name}, whose arguments were not "
+                "recorded; name its env with env= and give env.wrappers yourself."
+            )
+        recorded.append({"entry_point": wrapper.entry_point, "kwargs": dict(wrapper.kwargs)})
+    if not recorded:
+        return []
+    try:
+        return [f"++env.wrappers={override_value(recorded)}"]
+    except TypeError:
+        raise RltrainError(
+            f"dataset={dataset_id} was recorded through wrappers whose arguments a command line cannot give "
+            f"({recorded}); name its env with env= and give env.wrappers in an env config of your own."
+        ) from None
 
 
 def override_value(value) -> str:

@@ -39,20 +39,55 @@ def import_env_module(env_id: str) -> None:
     module, _, name = env_id.rpartition(":")
     if not name or not all(part.isidentifier() for part in module.split(".")):
         raise RltrainError(f"env.id={env_id} must be a gymnasium id or <module>:<id>, e.g. my_package:MyEnv-v0.")
+    import_named_module(f"env.id={env_id}", module, "registers no envs")
+
+
+def import_named_module(setting: str, module: str, stdlib_reason: str):
+    """Import `module`, which the config's `setting` names, with one sentence for each way that can fail; never one
+    of Python's standard library (`stdlib_reason` says why it cannot be meant), so a config cannot run its code."""
     top = module.split(".")[0]
-    if top in sys.stdlib_module_names:  # registers no envs; importing one only runs its side effects
-        raise RltrainError(
-            f"env.id={env_id} names {module}, a module of Python's standard library, which registers no envs."
-        )
+    if top in sys.stdlib_module_names:
+        raise RltrainError(f"{setting} names {module}, a module of Python's standard library, which {stdlib_reason}.")
     if importlib.util.find_spec(top) is None:
         raise RltrainError(
-            f"env.id={env_id} names the module {module}, which is not installed here; pip install the package that "
+            f"{setting} names the module {module}, which is not installed here; pip install the package that "
             "provides it, or add its folder to PYTHONPATH."
         )
     try:
-        importlib.import_module(module)
+        return importlib.import_module(module)
     except Exception as exc:  # the package's own error, whatever it is
-        raise RltrainError(f"env.id={env_id}: importing {module} failed ({type(exc).__name__}: {exc}).") from None
+        raise RltrainError(f"{setting}: importing {module} failed ({type(exc).__name__}: {exc}).") from None
+
+
+def config_wrappers(env_cfg: dict) -> list[Callable[[gym.Env], gym.Env]]:
+    """env.wrappers: gymnasium wrappers, each `{entry_point: <module>:<class>, kwargs: {...}}`, applied in order to
+    each env right after gymnasium.make (as an env spec's additional_wrappers are, which is how a dataset recorded
+    through wrappers gets them back)."""
+    wrappers = env_cfg.get("wrappers") or []
+    if not isinstance(wrappers, (list, tuple)):
+        raise RltrainError(
+            f"env.wrappers={wrappers} must be a list of {{entry_point: <module>:<class>, kwargs: {{}}}}."
+        )
+    loaded = []
+    for k, wrapper in enumerate(wrappers):
+        entry_point = wrapper.get("entry_point") if isinstance(wrapper, dict) else None
+        kwargs = wrapper.get("kwargs") or {} if isinstance(wrapper, dict) else None
+        module, _, name = str(entry_point).rpartition(":")
+        if (
+            not module
+            or not name.isidentifier()
+            or not isinstance(kwargs, dict)
+            or set(wrapper) - {"entry_point", "kwargs"}
+        ):
+            raise RltrainError(
+                f"env.wrappers[{k}]={wrapper} must be {{entry_point: <module>:<class>, kwargs: {{...}}}}, e.g. "
+                "{entry_point: gymnasium.wrappers:TimeAwareObservation}."
+            )
+        found = getattr(import_named_module(f"env.wrappers[{k}]", module, "holds no gymnasium wrappers"), name, None)
+        if not callable(found):
+            raise RltrainError(f"env.wrappers[{k}]: {module} has no wrapper {name}.")
+        loaded.append(lambda env, wrap=found, kwargs=dict(kwargs): wrap(env, **kwargs))
+    return loaded
 
 
 def check_env_id(env_id: str) -> None:
@@ -252,6 +287,14 @@ def make_env(env_cfg: dict, render_mode: str | None = None) -> gym.Env:
                 "set it to a backend this machine has (egl needs libegl1, osmesa needs libosmesa6) or unset it."
             ) from exc
         raise
+    try:
+        for wrap in config_wrappers(env_cfg):
+            env = wrap(env)
+    except Exception as exc:
+        env.close()
+        if isinstance(exc, RltrainError):
+            raise
+        raise RltrainError(f"env.wrappers could not wrap {env_cfg['id']}: {type(exc).__name__}: {exc}.") from None
     env = agent_spaces(env)
     try:
         for wrap in env_wrappers(env_cfg, env):
@@ -281,12 +324,15 @@ def make_vector_env(env_cfg: dict, num_envs: int, vectorization: str | None = No
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     vector_kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP} if mode != "vector_entry_point" else {}
-    wrappers = None if mode == "vector_entry_point" else [agent_spaces]
-    for key in ("discretize", "flatten_observation"):
-        if env_cfg.get(key) not in (None, False) and mode == "vector_entry_point":
+    for key in ("wrappers", "discretize", "flatten_observation"):
+        if env_cfg.get(key) not in (None, False, []) and mode == "vector_entry_point":
             raise RltrainError(f"env.{key} wraps each env, so it needs env.vectorization=sync or async.")
+    wrappers = None if mode == "vector_entry_point" else [*config_wrappers(env_cfg), agent_spaces]
     if env_cfg.get("discretize") is not None or env_cfg.get("flatten_observation"):
-        probe = agent_spaces(gym.make(env_cfg["id"], **kwargs))
+        probe = gym.make(env_cfg["id"], **kwargs)
+        for wrap in wrappers[:-1]:
+            probe = wrap(probe)
+        probe = agent_spaces(probe)
         probe.close()
         wrappers += env_wrappers(env_cfg, probe)
     envs = gym.make_vec(
