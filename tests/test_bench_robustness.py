@@ -107,3 +107,19 @@ def test_a_run_trained_by_hand_counts_only_when_finished_with_the_presets_exact_
     with pytest.raises(SystemExit, match="stopped before its budget"):
         robustness.record_runs(case, "avx2", [run_dir("stopped", seed=6, interrupted=True)])
     assert len(robustness.load_runs()) == 1
+
+
+def test_td3_mountaincar_continuous_noise_alone_reaches_the_goal_in_the_first_episode():
+    """The sparse goal is only learned once an episode reaches it: the preset's OU noise must get there by itself
+    (bench/mountaincar_exploration.py; the zoo's slow noise reaches it in about 1 first episode of 10)."""
+    import gymnasium as gym
+    import mountaincar_exploration as exploration
+    import numpy as np
+
+    algo = robustness.preset_config("td3-mountaincar-continuous", [])["algo"]
+    env = gym.make(exploration.ENV_ID)
+    car = exploration.VectorCar(env)
+    exploration.check_against_env(car, env, np.random.default_rng(0))
+    rate = exploration.first_episode_goal_rate(car, algo["ou_theta"], algo["exploration_noise"], 0.0, 1000, seed=0)
+    assert rate >= 0.9
+    assert exploration.first_episode_goal_rate(car, 0.0015, 0.05, 0.0, 1000, seed=0) < 0.2  # the zoo's noise
