@@ -70,15 +70,11 @@ def config_wrappers(env_cfg: dict) -> list[Callable[[gym.Env], gym.Env]]:
         )
     loaded = []
     for k, wrapper in enumerate(wrappers):
-        entry_point = wrapper.get("entry_point") if isinstance(wrapper, dict) else None
-        kwargs = wrapper.get("kwargs") or {} if isinstance(wrapper, dict) else None
-        module, _, name = str(entry_point).rpartition(":")
-        if (
-            not module
-            or not name.isidentifier()
-            or not isinstance(kwargs, dict)
-            or set(wrapper) - {"entry_point", "kwargs"}
-        ):
+        mapping = wrapper if isinstance(wrapper, dict) else {}
+        module, _, name = str(mapping.get("entry_point")).rpartition(":")
+        kwargs = mapping.get("kwargs") or {}
+        well_formed = bool(mapping) and set(mapping) <= {"entry_point", "kwargs"} and isinstance(kwargs, dict)
+        if not (well_formed and module and name.isidentifier()):
             raise RltrainError(
                 f"env.wrappers[{k}]={wrapper} must be {{entry_point: <module>:<class>, kwargs: {{...}}}}, e.g. "
                 "{entry_point: gymnasium.wrappers:TimeAwareObservation}."
@@ -327,10 +323,11 @@ def make_vector_env(env_cfg: dict, num_envs: int, vectorization: str | None = No
     for key in ("wrappers", "discretize", "flatten_observation"):
         if env_cfg.get(key) not in (None, False, []) and mode == "vector_entry_point":
             raise RltrainError(f"env.{key} wraps each env, so it needs env.vectorization=sync or async.")
-    wrappers = None if mode == "vector_entry_point" else [*config_wrappers(env_cfg), agent_spaces]
+    configured = config_wrappers(env_cfg)
+    wrappers = None if mode == "vector_entry_point" else [*configured, agent_spaces]
     if env_cfg.get("discretize") is not None or env_cfg.get("flatten_observation"):
         probe = gym.make(env_cfg["id"], **kwargs)
-        for wrap in wrappers[:-1]:
+        for wrap in configured:
             probe = wrap(probe)
         probe = agent_spaces(probe)
         probe.close()
