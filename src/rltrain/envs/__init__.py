@@ -8,12 +8,14 @@ loops use it to bootstrap on truncation and to store the real next state in repl
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.util
 import math
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -82,8 +84,14 @@ def config_wrappers(env_cfg: dict) -> list[Callable[[gym.Env], gym.Env]]:
         found = getattr(import_named_module(f"env.wrappers[{k}]", module, "holds no gymnasium wrappers"), name, None)
         if not callable(found):
             raise RltrainError(f"env.wrappers[{k}]: {module} has no wrapper {name}.")
-        loaded.append(lambda env, wrap=found, kwargs=dict(kwargs): wrap(env, **kwargs))
+        loaded.append(functools.partial(quietly_wrap, found, dict(kwargs)))
     return loaded
+
+
+def quietly_wrap(wrap: Callable, kwargs: dict, env: gym.Env) -> gym.Env:
+    with warnings.catch_warnings():  # gymnasium's own RescaleObservation builds float64 bounds for float32 spaces
+        warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")
+        return wrap(env, **kwargs)
 
 
 def check_env_id(env_id: str) -> None:
