@@ -341,11 +341,12 @@ TIME_AWARE = {"entry_point": "gymnasium.wrappers:TimeAwareObservation", "kwargs"
 
 
 def test_env_wrappers_wrap_every_env_in_order_before_rltrains_own(tmp_path):
-    pendulum = {"id": "Pendulum-v1", "wrappers": [TIME_AWARE]}
+    rescale = {"entry_point": "gymnasium.wrappers:RescaleObservation", "kwargs": {"min_obs": -1.0, "max_obs": 1.0}}
+    pendulum = {"id": "Pendulum-v1", "wrappers": [TIME_AWARE, rescale]}
     env = make_env(pendulum)
     obs, _ = env.reset(seed=0)
-    assert env.observation_space.shape == (4,) and obs[-1] == 0.0
-    assert env.step(env.action_space.sample())[0][-1] == pytest.approx(1 / 200)  # normalized by the time limit
+    assert env.observation_space.shape == (4,) and obs[-1] == -1.0  # the time (0 of [0, 1]), then rescaled
+    assert env.step(env.action_space.sample())[0][-1] == pytest.approx(-1 + 2 / 200)  # time normalized by the limit
     vector = make_vector_env({**pendulum, "discretize": 3}, 2)
     assert vector.single_observation_space.shape == (4,) and vector.single_action_space.n == 3
     vector.close()
