@@ -38,13 +38,10 @@ def dataset_env_name(dataset_id: str) -> str | None:
     try:
         from rltrain import datasets
 
-        overrides = datasets.env_overrides(dataset_id, config_dir() / "env")
+        spec, preset = datasets.recorded_env(dataset_id, config_dir() / "env")
     except Exception:  # a missing or unreadable dataset is reported by the run, in one sentence
         return None
-    group = overrides[0].split("=", 1)[1]
-    if group == "gym":
-        return overrides[1].split("=", 1)[1]
-    return str(OmegaConf.load(config_dir() / "env" / f"{group}.yaml").get("name", group))
+    return str(OmegaConf.load(preset).get("name", preset.stem)) if preset is not None else spec.id
 
 
 def run_dir_for(resume: str | None, algo: str, env: str, dataset: str | None = None) -> str:

@@ -515,9 +515,9 @@ def for_run(config: dict, algorithm, device: torch.device) -> Dataset | None:
     return load(str(dataset_id), *spaces, config["env"]["id"], device)
 
 
-def env_overrides(dataset_id: str, env_dir: Path) -> list[str]:
-    """The env overrides that make a run use the env its dataset was recorded on: the shipped env preset with
-    that gymnasium id (so its tuned presets apply), else env=gym env.id=<id>."""
+def recorded_env(dataset_id: str, env_dir: Path) -> tuple[gym.envs.registration.EnvSpec, Path | None]:
+    """The env spec the dataset was recorded with, and the shipped env preset (`env_dir/<name>.yaml`) of its
+    gymnasium id, or None where no preset has that id."""
     data = open_dataset(dataset_id)
     if data.env_spec is None:
         raise RltrainError(f"dataset={dataset_id} records no env spec; name the env it was recorded on with env=.")
@@ -531,13 +531,16 @@ def env_overrides(dataset_id: str, env_dir: Path) -> list[str]:
         )
     from omegaconf import OmegaConf
 
-    recorded = kwarg_overrides(dataset_id, recorded_env_kwargs(data.env_spec)) + wrapper_overrides(
-        dataset_id, data.env_spec
-    )
-    for path in sorted(env_dir.glob("*.yaml")):
-        if OmegaConf.load(path).get("id") == env_id:
-            return [f"env={path.stem}", *recorded]
-    return ["env=gym", f"env.id={env_id}", *recorded]
+    preset = next((path for path in sorted(env_dir.glob("*.yaml")) if OmegaConf.load(path).get("id") == env_id), None)
+    return data.env_spec, preset
+
+
+def env_overrides(dataset_id: str, env_dir: Path) -> list[str]:
+    """The env overrides that make a run use the env its dataset was recorded on: the shipped env preset with
+    that gymnasium id (so its tuned presets apply), else env=gym env.id=<id>; then its recorded kwargs and wrappers."""
+    spec, preset = recorded_env(dataset_id, env_dir)
+    env = [f"env={preset.stem}"] if preset is not None else ["env=gym", f"env.id={spec.id}"]
+    return env + kwarg_overrides(dataset_id, recorded_env_kwargs(spec)) + wrapper_overrides(dataset_id, spec)
 
 
 def recorded_env_kwargs(spec: gym.envs.registration.EnvSpec) -> dict:
