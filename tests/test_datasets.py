@@ -414,6 +414,15 @@ def test_the_env_is_made_as_the_dataset_recorded_it_and_the_users_kwargs_win(tmp
     assert kwargs_of("users") == {"g": 5.0, "max_episode_steps": 80}
     for value, text in ((None, "null"), (True, "true"), ("a b", '"a b"'), ([1, 0.5], "[1,0.5]"), ({"x": 1}, "{x:1}")):
         assert datasets.override_value(value) == text
+    # Minari's eval_env, on which it computed the reference scores, is the env the run evaluates on
+    minari.create_dataset_from_buffers(
+        "others/pendulum/eval100-v0",
+        minari_cartpole_episodes(2, env=gym.make("Pendulum-v1")),
+        env="Pendulum-v1",
+        eval_env=gym.make("Pendulum-v1", max_episode_steps=100),
+    )
+    overrides = datasets.env_overrides("others/pendulum/eval100-v0", config_dir() / "env")
+    assert overrides == ["env=pendulum", "++env.kwargs.max_episode_steps=100"]
 
 
 def test_a_dataset_recorded_through_wrappers_gets_them_back_and_env_without_them_names_them(tmp_path):

@@ -516,8 +516,8 @@ def for_run(config: dict, algorithm, device: torch.device) -> Dataset | None:
 
 
 def recorded_env(dataset_id: str, env_dir: Path) -> tuple[gym.envs.registration.EnvSpec, Path | None]:
-    """The env spec the dataset was recorded with, and the shipped env preset (`env_dir/<name>.yaml`) of its
-    gymnasium id, or None where no preset has that id."""
+    """The env spec a run on the dataset evaluates on (the recorded env's, or its evaluation env's where that has
+    the same id), and the shipped env preset (`env_dir/<name>.yaml`) of its gymnasium id, or None."""
     data = open_dataset(dataset_id)
     if data.env_spec is None:
         raise RltrainError(f"dataset={dataset_id} records no env spec; name the env it was recorded on with env=.")
@@ -532,7 +532,18 @@ def recorded_env(dataset_id: str, env_dir: Path) -> tuple[gym.envs.registration.
     from omegaconf import OmegaConf
 
     preset = next((path for path in sorted(env_dir.glob("*.yaml")) if OmegaConf.load(path).get("id") == env_id), None)
-    return data.env_spec, preset
+    return evaluation_spec(data) or data.env_spec, preset
+
+
+def evaluation_spec(data) -> gym.envs.registration.EnvSpec | None:
+    """The dataset's evaluation env (Minari's eval_env, on which it computed the reference scores) where it is the
+    recorded env with other settings (a time limit, kwargs, wrappers), else None: the recorded env then serves."""
+    text = data.storage.metadata.get("eval_env_spec")
+    try:
+        spec = gym.envs.registration.EnvSpec.from_json(text) if isinstance(text, str) else None
+    except Exception:  # written by another gymnasium version: the recorded env serves
+        return None
+    return spec if spec is not None and spec.id == data.env_spec.id else None
 
 
 def env_overrides(dataset_id: str, env_dir: Path) -> list[str]:
