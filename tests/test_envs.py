@@ -337,6 +337,12 @@ def test_env_ids_with_a_module_that_cannot_register_them_are_one_sentence(env_id
         make_env({"id": env_id})
 
 
+def test_env_kwargs_the_env_does_not_take_are_one_sentence():
+    problem = r"^env.kwargs \{'bogus': 1\} do not fit Pendulum-v1 \(PendulumEnv.__init__\(\) got an unexpected keyword"
+    with pytest.raises(RltrainError, match=problem):
+        make_env({"id": "Pendulum-v1", "kwargs": {"bogus": 1}})
+
+
 TIME_AWARE = {"entry_point": "gymnasium.wrappers:TimeAwareObservation", "kwargs": {"normalize_time": True}}
 
 

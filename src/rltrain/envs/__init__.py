@@ -265,9 +265,11 @@ def env_wrappers(env_cfg: dict, env: gym.Env) -> list:
 
 
 def raised_in_package(error: BaseException, package: str) -> bool:
-    """Whether `error` was raised from inside `package`'s files (its traceback passes through them)."""
-    marker = f"{os.sep}{package}{os.sep}"
-    return any(marker in frame.filename for frame in traceback.extract_tb(error.__traceback__))
+    """Whether `error` was raised from inside the installed `package`'s own files (its traceback passes through
+    them; gymnasium's envs/mujoco/ folder is not the mujoco package)."""
+    spec = importlib.util.find_spec(package)
+    folders = [os.path.join(folder, "") for folder in (spec.submodule_search_locations or [])] if spec else []
+    return any(frame.filename.startswith(tuple(folders)) for frame in traceback.extract_tb(error.__traceback__))
 
 
 def make_env(env_cfg: dict, render_mode: str | None = None) -> gym.Env:
@@ -283,6 +285,13 @@ def make_env(env_cfg: dict, render_mode: str | None = None) -> gym.Env:
         extra = next((e for e in ("box2d", "mujoco") if e in str(exc).lower()), None)
         fix = f"pip install 'rltrain[{extra}]' (make installs it)" if extra else "install what it names"
         raise RltrainError(f"env.id={env_cfg['id']} needs a package that is missing ({exc}); {fix}.") from None
+    except TypeError as exc:
+        if not kwargs or "keyword argument" not in str(exc):
+            raise
+        raise RltrainError(
+            f"env.kwargs {kwargs} do not fit {env_cfg['id']} ({str(exc).split(' was raised from')[0]}); check their "
+            "names against the env's constructor."
+        ) from None
     except Exception as exc:
         if "MUJOCO_GL" in os.environ and raised_in_package(exc, "mujoco"):  # the backend is picked at import
             reason = str(exc).strip().rstrip(".") or type(exc).__name__
