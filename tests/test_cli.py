@@ -78,6 +78,19 @@ def test_algorithm_that_does_not_fit_the_env_fails_fast_with_one_sentence(workdi
     assert not list(workdir.glob("outputs/*")), "a failed command must not leave a run folder"
 
 
+def test_a_failed_run_in_a_folder_of_the_users_removes_only_what_it_wrote(workdir):
+    # hydra.run.dir names a folder the user may own: its own files, the folder and the one above it stay
+    project = workdir / "project"
+    project.mkdir()
+    (project / "notes.log").write_text("mine")
+    for run_dir in ("project/run", "project"):
+        result = run_cli("algo=sac", "env=cartpole", f"hydra.run.dir={run_dir}", cwd=workdir)
+        assert result.returncode != 0 and "algo=sac needs a Box action space" in result.stderr
+    # in project/run nothing but Hydra's records, so they went; in project, beside notes.log, they stay
+    assert sorted(p.name for p in project.iterdir()) == [".hydra", "notes.log", "rltrain.log", "run"]
+    assert not any((project / "run").iterdir()) and (project / "notes.log").read_text() == "mine"
+
+
 @pytest.mark.parametrize(
     "overrides, sentence",
     [

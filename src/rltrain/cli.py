@@ -180,11 +180,20 @@ def continue_or_start(config: dict, run_dir: Path, auto: bool, continue_with: st
 
 
 def discard_if_empty(run_dir: Path) -> None:
-    """Remove a run folder this command just made if nothing but Hydra's own records is in it."""
-    if run_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
-        shutil.rmtree(run_dir, ignore_errors=True)
-        if run_dir.parent.is_dir() and not any(run_dir.parent.iterdir()):  # outputs/<algo>-<env>/ made for it
-            run_dir.parent.rmdir()
+    """Remove what this command wrote to its run folder (Hydra's .hydra/ and job log) when nothing else is in it;
+    the folder itself and outputs/<algo>-<env>/ above it only when they are the default layout's, named by this
+    command's time and id. A folder given with hydra.run.dir (the working directory, say) may be the user's."""
+    hydra = HydraConfig.get()
+    written = {hydra.output_subdir, f"{hydra.job.name}.log"}
+    if not run_dir.is_dir() or any(p.name not in written for p in run_dir.iterdir()):
+        return
+    for path in run_dir.iterdir():
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    if any(o.startswith("hydra.run.dir=") for o in hydra.overrides.hydra):
+        return
+    for folder in (run_dir, run_dir.parent):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
