@@ -40,7 +40,7 @@ def test_every_pair_composes_and_builds_or_names_the_mismatch(algo, env, tmp_pat
         assert trainer.agent.kind in LOOPS
         trainer.close()
     elif (algo, env) in NEED_DATASET:
-        with pytest.raises(RltrainError, match=f"algo={algo} learns from demonstrations: give dataset="):
+        with pytest.raises(RltrainError, match=f"algo={algo} learns from a dataset: give dataset="):
             Trainer(config, tmp_path, algo_dir=config_dir() / "algo")
     else:
         with pytest.raises(RltrainError) as error:

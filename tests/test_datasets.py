@@ -324,8 +324,8 @@ def test_training_errors_name_the_problem(tmp_path, minari_root):
     message = trainer_error(tmp_path, "algo=bc", "dataset=test/cartpole/randm-v0")
     assert "is not in the Minari root" in message and "Did you mean test/cartpole/random-v0" in message
     assert message.endswith("(`minari download test/cartpole/randm-v0` fetches one of Minari's public datasets).")
-    assert "algo=bc learns from demonstrations: give dataset=" in trainer_error(tmp_path, "algo=bc")
-    assert "algo=gail learns from demonstrations" in trainer_error(tmp_path, "algo=gail")
+    assert "algo=bc learns from a dataset: give dataset=" in trainer_error(tmp_path, "algo=bc")
+    assert "algo=gail learns from a dataset" in trainer_error(tmp_path, "algo=gail")
     message = trainer_error(tmp_path, "algo=ppo", "dataset=test/cartpole/random-v0")
     assert "algo=ppo learns from its own env steps and takes no dataset=" in message
     # as the CLI builds it (with the shipped algorithms for a hint): those that take this dataset, not the online ones

@@ -32,8 +32,9 @@ class Agent(Protocol):
     observation_spaces: ClassVar[tuple[type[gym.Space], ...]]
     action_spaces: ClassVar[tuple[type[gym.Space], ...]]
     # optional: needs_env_attributes = {"P": "a transition table"}, what the unwrapped env must have besides
-    # optional: needs_dataset = True, learns from demonstrations: the run needs dataset=<minari id>, and the
-    #   constructor takes it as `dataset` (a datasets.Dataset; None when built from a checkpoint only to act)
+    # optional: needs_dataset = True, learns from a dataset (demonstrations or logged transitions): the run needs
+    #   dataset=<minari id>, and the constructor takes it as `dataset` (a datasets.Dataset; None when built from a
+    #   checkpoint only to act)
 
     # actions for a batch of observations; explore=False is the deterministic policy evaluation runs
     def act(self, obs: Any, explore: bool) -> Actions: ...
@@ -190,6 +191,11 @@ def agent_class(algo_cfg: dict) -> type:
         raise RltrainError(f"algo._target_={algo_cfg.get('_target_')} cannot be imported ({exc}).") from None
 
 
+def short(space: gym.Space) -> str:
+    """A space as an error sentence names it: a Box by its shape and dtype, not its (long) bounds."""
+    return f"Box(shape {space.shape}, {space.dtype})" if isinstance(space, gym.spaces.Box) else str(space)
+
+
 def space_mismatch(cls: type, observation_space: gym.Space, action_space: gym.Space, env=None) -> str | None:
     """Why `cls` cannot run on these spaces (and on `env`, for agents that need more of it), or None."""
     for what, space, allowed in (
@@ -198,7 +204,7 @@ def space_mismatch(cls: type, observation_space: gym.Space, action_space: gym.Sp
     ):
         if not isinstance(space, allowed):
             needs = " or ".join(a.__name__ for a in allowed)
-            return f"needs a {needs} {what} space, but the env has {space}"
+            return f"needs a {needs} {what} space, but the env has {short(space)}"
         if isinstance(space, gym.spaces.Box) and len(space.shape) != 1:  # the networks are MLPs
             return f"needs a flat Box {what} space, but the env has shape {space.shape}"
     if env is not None:

@@ -507,7 +507,7 @@ def for_run(config: dict, algorithm, device: torch.device) -> Dataset | None:
     if dataset_id is None:
         if getattr(algorithm.cls, "needs_dataset", False):
             raise RltrainError(
-                f"algo={config['algo']['name']} learns from demonstrations: give dataset=<minari id> "
+                f"algo={config['algo']['name']} learns from a dataset: give dataset=<minari id> "
                 "(record one with rltrain-collect; `minari list local` lists them)."
             )
         return None
