@@ -184,11 +184,12 @@ def discard_if_empty(run_dir: Path) -> None:
     the folder itself and outputs/<algo>-<env>/ above it only when they are the default layout's, named by this
     command's time and id. A folder given with hydra.run.dir (the working directory, say) may be the user's."""
     hydra = HydraConfig.get()
-    written = {hydra.output_subdir, f"{hydra.job.name}.log"}
-    if not run_dir.is_dir() or any(p.name not in written for p in run_dir.iterdir()):
+    records, log = hydra.output_subdir, f"{hydra.job.name}.log"  # records: None with hydra.output_subdir=null
+    if not run_dir.is_dir() or any(p.name not in (records, log) for p in run_dir.iterdir()):
         return
-    for path in run_dir.iterdir():
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    if records:
+        shutil.rmtree(run_dir / records, ignore_errors=True)
+    (run_dir / log).unlink(missing_ok=True)
     if any(o.startswith("hydra.run.dir=") for o in hydra.overrides.hydra):
         return
     for folder in (run_dir, run_dir.parent):
