@@ -208,7 +208,7 @@ def test_eval_cli_names_a_renderer_that_fails(workdir, monkeypatch, capsys):
         RltrainError, match=r"^video=true could not render CartPole-v1: pygame is not installed\. .*video=false"
     ):
         run([f"run={workdir / 'run'}", "episodes=1", "video=true"])
-    assert "over 1 episodes" in capsys.readouterr().out
+    assert "over 1 episode\n" in capsys.readouterr().out  # one episode, not "1 episodes"
 
 
 def test_eval_cli_errors_for_missing_and_corrupt_checkpoints(workdir):

@@ -173,9 +173,10 @@ def run(argv: list[str]) -> dict:
         "return_mean": float(returns.mean()),
         "return_std": float(returns.std()),
     }
+    episodes = f"{len(returns)} episode" + "s" * (len(returns) > 1)
     print(
         f"{config['algo']['name']} on {config['env']['id']} ({path}, step {result['step']}): "
-        f"return {result['return_mean']:.2f} ± {result['return_std']:.2f} over {len(returns)} episodes"
+        f"return {result['return_mean']:.2f} ± {result['return_std']:.2f} over {episodes}"
     )
     print_table(agent, config)
     if args["video"]:

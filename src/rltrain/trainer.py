@@ -191,9 +191,8 @@ class Trainer:
             scalars["normalized_score"] = self.normalized_score = score
         self.logger.scalars(self.step, scalars, "eval")
         normalized = f" (normalized score {score:.1f})" if score is not None else ""
-        self.logger.message(
-            f"eval at step {self.step}: return {mean:.1f} ± {std:.1f} over {len(returns)} episodes{normalized}"
-        )
+        episodes = f"{len(returns)} episode" + "s" * (len(returns) > 1)
+        self.logger.message(f"eval at step {self.step}: return {mean:.1f} ± {std:.1f} over {episodes}{normalized}")
         self.last_eval = (self.step, mean, std)
         self.eval_history.append([self.step, round(self.wall_time(), 3), mean, std])
         if mean > self.best_eval:
