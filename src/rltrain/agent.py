@@ -15,7 +15,7 @@ import torch
 from hydra.utils import get_class
 
 from rltrain.buffers import RolloutBuffer
-from rltrain.envs import MAX_DISCRETE_ACTIONS, make_env
+from rltrain.envs import MAX_DISCRETE_ACTIONS, make_env, space_name
 from rltrain.errors import RltrainError
 from rltrain.schema import closest
 
@@ -191,11 +191,6 @@ def agent_class(algo_cfg: dict) -> type:
         raise RltrainError(f"algo._target_={algo_cfg.get('_target_')} cannot be imported ({exc}).") from None
 
 
-def short(space: gym.Space) -> str:
-    """A space as an error sentence names it: a Box by its shape and dtype, not its (long) bounds."""
-    return f"Box(shape {space.shape}, {space.dtype})" if isinstance(space, gym.spaces.Box) else str(space)
-
-
 def space_mismatch(cls: type, observation_space: gym.Space, action_space: gym.Space, env=None) -> str | None:
     """Why `cls` cannot run on these spaces (and on `env`, for agents that need more of it), or None."""
     for what, space, allowed in (
@@ -204,7 +199,7 @@ def space_mismatch(cls: type, observation_space: gym.Space, action_space: gym.Sp
     ):
         if not isinstance(space, allowed):
             needs = " or ".join(a.__name__ for a in allowed)
-            return f"needs a {needs} {what} space, but the env has {short(space)}"
+            return f"needs a {needs} {what} space, but the env has {space_name(space)}"
         if isinstance(space, gym.spaces.Box) and len(space.shape) != 1:  # the networks are MLPs
             return f"needs a flat Box {what} space, but the env has shape {space.shape}"
     if env is not None:

@@ -25,7 +25,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rltrain.envs import AgentSpaces, agent_action_space, agent_actions, check_episode_length, registered_name
+from rltrain.envs import (
+    AgentSpaces,
+    agent_action_space,
+    agent_actions,
+    check_episode_length,
+    registered_name,
+    space_name,
+)
 from rltrain.errors import RltrainError
 
 INSTALL_HINT = "pip install 'rltrain[datasets]'"
@@ -172,10 +179,8 @@ def env_id_of(dataset_id: str) -> str | None:
 
 
 def space_problem(what: str, ours: gym.Space, theirs: gym.Space) -> str | None:
-    if type(ours) is not type(theirs):
-        return f"its {what} space is {theirs}, but the env's is {ours}"
-    if isinstance(ours, gym.spaces.Discrete) and ours.n != theirs.n:
-        return f"its {what} space is {theirs}, but the env's is {ours}"
+    if type(ours) is not type(theirs) or (isinstance(ours, gym.spaces.Discrete) and ours.n != theirs.n):
+        return f"its {what} space is {space_name(theirs)}, but the env's is {space_name(ours)}"
     if isinstance(ours, gym.spaces.Box) and ours.shape != theirs.shape:
         return f"its {what} space has shape {theirs.shape}, but the env's has {ours.shape}"
     return None

@@ -164,6 +164,11 @@ def action_choices(space: gym.Space) -> tuple[int, ...] | None:
     return choices if choices and math.prod(choices) <= MAX_DISCRETE_ACTIONS else None
 
 
+def space_name(space: gym.Space) -> str:
+    """A space as an error sentence names it: a Box by its shape and dtype, not its (long) bounds."""
+    return f"Box(shape {space.shape}, {space.dtype})" if isinstance(space, gym.spaces.Box) else str(space)
+
+
 def agent_action_space(space: gym.Space) -> gym.Space:
     """The action space an agent sees for the env's `space`: a Discrete one counted from 0, and a MultiDiscrete or
     MultiBinary one of at most MAX_DISCRETE_ACTIONS combinations as one Discrete of every combination (the last
