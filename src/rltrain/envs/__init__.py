@@ -290,14 +290,12 @@ def make_env(env_cfg: dict, render_mode: str | None = None) -> gym.Env:
         extra = next((e for e in ("box2d", "mujoco") if e in str(exc).lower()), None)
         fix = f"pip install 'rltrain[{extra}]' (make installs it)" if extra else "install what it names"
         raise RltrainError(f"env.id={env_cfg['id']} needs a package that is missing ({exc}); {fix}.") from None
-    except TypeError as exc:
-        if not kwargs or "keyword argument" not in str(exc):
-            raise
-        raise RltrainError(
-            f"env.kwargs {kwargs} do not fit {env_cfg['id']} ({str(exc).split(' was raised from')[0]}); check their "
-            "names against the env's constructor."
-        ) from None
     except Exception as exc:
+        if kwargs and isinstance(exc, TypeError) and "keyword argument" in str(exc):
+            raise RltrainError(
+                f"env.kwargs {kwargs} do not fit {env_cfg['id']} ({str(exc).split(' was raised from')[0]}); check "
+                "their names against the env's constructor."
+            ) from None
         if "MUJOCO_GL" in os.environ and raised_in_package(exc, "mujoco"):  # the backend is picked at import
             reason = str(exc).strip().rstrip(".") or type(exc).__name__
             raise RltrainError(
