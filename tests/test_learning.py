@@ -22,7 +22,7 @@ kernel path, `python bench/robustness.py`):
 - PPO MountainCar misses on 1 of 60 runs (seeds 0-19 x default, avx2 and avx512; default seed 2 ended at
   -111.7; q = 2/62): q^3 = 0.0034%, about 6 minutes a run (two at a time).
 - PPO LunarLander misses on 0 of 60 runs (seeds 0-19 x default, avx2 and avx512; q = 1/62): q^3 = 0.0004%. The
-  sum over every preset here: 0.06%. It takes 3-4 minutes a run on one core. DQN LunarLander (0 misses in 50 runs
+  sum over every preset here: 0.06%. It takes 3-4 minutes a run on one core. DQN LunarLander (0 misses in 60 runs
   of its 3-step preset on an Intel Xeon; the earlier 1-step preset missed 3 of 65; 6.5-10 minutes
   a run), PPO LunarLanderContinuous (0 in 60, seeds 0-19 on each path, about 4
   minutes) and SAC and TD3 LunarLanderContinuous (1 in 2 and 0 in 2, 65 and 80 minutes a run) are checked by the
