@@ -25,7 +25,7 @@ kernel path, `python bench/robustness.py`):
   sum over every preset here: 0.06%. It takes 3-4 minutes a run on one core. DQN LunarLander (0 misses in 60 runs
   of its 3-step preset on an Intel Xeon; the earlier 1-step preset missed 3 of 65; 6.5-10 minutes
   a run), PPO LunarLanderContinuous (0 in 60, seeds 0-19 on each path, about 4
-  minutes) and SAC and TD3 LunarLanderContinuous (1 in 2 and 0 in 2, 65 and 80 minutes a run) are checked by the
+  minutes) and SAC and TD3 LunarLanderContinuous (0 in 2 and 0 in 2, 96 and 80 minutes a run) are checked by the
   robustness bench (`make robustness ARGS="--only dqn-lunarlander ppo-lunarlander-continuous"`), not here: with
   the first two the suite ran past the 30 minutes CI has on 2 cores.
 - The imitation tests (tests/test_imitation.py) use this rule and these seeds (conftest.some_seed_reaches), their
