@@ -158,11 +158,17 @@ ZOO = {
 # the zoo's hyperparameter files name the MuJoCo envs v4; v5 is the same task with gymnasium 1.x's fixes
 ZOO_ENV_ID = {"HalfCheetah-v5": "HalfCheetah-v4", "Hopper-v5": "Hopper-v4"}
 # SB3 trains for the zoo's budget, except where that is beyond this machine (MuJoCo: 1e6 env steps, hours of SB3's
-# SAC on one core; SAC LunarLanderContinuous: 5e5): there for rltrain's budget, so that both sides train as long
-SB3_BUDGET = {
-    **{case: 100_000 for case in ("sac-halfcheetah", "td3-halfcheetah", "sac-hopper", "td3-hopper")},
-    "sac-lunarlander-continuous": 300_000,  # 5e5 in the zoo: 2 hours of SB3's SAC here
-}
+# SAC on one core; SAC LunarLanderContinuous: 5e5, 2 hours of SB3's SAC here): there for as many env steps as
+# rltrain's preset, read from the preset itself so that both sides train as long
+SB3_AT_RLTRAIN_BUDGET = {"sac-halfcheetah", "td3-halfcheetah", "sac-hopper", "td3-hopper", "sac-lunarlander-continuous"}
+
+
+def rltrain_budget(case: str) -> int:
+    """The env steps rltrain's preset for the case trains (its composed `total_steps`)."""
+    from rltrain.cli import compose_plain
+
+    algo, env, _, _, overrides, _ = CASES[case]
+    return int(compose_plain([f"algo={algo}", f"env={env}", *overrides])["total_steps"])
 
 
 # rltrain-only speed figures of the tabular algorithms: name -> (overrides, what is measured)
@@ -298,7 +304,7 @@ def sb3_worker(case: str, seed: int, eval_every: int, out: Path) -> None:
     zoo = yaml.safe_load((zoo_dir / "hyperparams" / f"{algo}.yml").read_text())[ZOO_ENV_ID.get(env_id, env_id)]
     hyper = dict(zoo)
     zoo_budget = float(hyper.pop("n_timesteps"))
-    total = int(SB3_BUDGET.get(case, zoo_budget))
+    total = rltrain_budget(case) if case in SB3_AT_RLTRAIN_BUDGET else int(zoo_budget)
     n_envs = int(hyper.pop("n_envs", 1))
     policy = hyper.pop("policy")
     if "policy_kwargs" in hyper:
