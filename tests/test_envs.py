@@ -458,6 +458,13 @@ def test_the_suggested_discretize_fits_the_limit_of_combinations(dims, bins, tmp
         assert f"(e.g. env.discretize={bins})" in str(refusal.value)
 
 
+def test_flattening_is_not_offered_where_the_actions_do_not_fit_either(tmp_path):
+    # CliffWalking: Discrete observations (flattening would fix those) and Discrete actions, which SAC cannot take
+    with pytest.raises(RltrainError) as error:
+        Trainer(tiny(compose_config("algo=sac", "env=cliffwalking")), tmp_path)
+    assert str(error.value) == "algo=sac needs a Box action space, but the env has Discrete(4)."
+
+
 def test_a_tabular_algorithm_on_a_flattened_env_is_told_to_drop_the_flag(tmp_path):
     config = tiny(compose_config("algo=q_learning", "env=frozenlake", "env.flatten_observation=true"))
     with pytest.raises(RltrainError, match=r"needs a Discrete observation space.*drop env.flatten_observation=true"):

@@ -191,17 +191,22 @@ def agent_class(algo_cfg: dict) -> type:
         raise RltrainError(f"algo._target_={algo_cfg.get('_target_')} cannot be imported ({exc}).") from None
 
 
+def one_space_mismatch(what: str, space: gym.Space, allowed: tuple[type, ...]) -> str | None:
+    """Why a space of kind `what` (observation, action) is not one of `allowed`, or None."""
+    if not isinstance(space, allowed):
+        needs = " or ".join(a.__name__ for a in allowed)
+        return f"needs a {needs} {what} space, but the env has {space_name(space)}"
+    if isinstance(space, gym.spaces.Box) and len(space.shape) != 1:  # the networks are MLPs
+        return f"needs a flat Box {what} space, but the env has shape {space.shape}"
+    return None
+
+
 def space_mismatch(cls: type, observation_space: gym.Space, action_space: gym.Space, env=None) -> str | None:
     """Why `cls` cannot run on these spaces (and on `env`, for agents that need more of it), or None."""
-    for what, space, allowed in (
-        ("observation", observation_space, cls.observation_spaces),
-        ("action", action_space, cls.action_spaces),
-    ):
-        if not isinstance(space, allowed):
-            needs = " or ".join(a.__name__ for a in allowed)
-            return f"needs a {needs} {what} space, but the env has {space_name(space)}"
-        if isinstance(space, gym.spaces.Box) and len(space.shape) != 1:  # the networks are MLPs
-            return f"needs a flat Box {what} space, but the env has shape {space.shape}"
+    problem = one_space_mismatch("observation", observation_space, cls.observation_spaces)
+    problem = problem or one_space_mismatch("action", action_space, cls.action_spaces)
+    if problem:
+        return problem
     if env is not None:
         for attribute, what in getattr(cls, "needs_env_attributes", {}).items():
             if not hasattr(env.unwrapped, attribute):
@@ -237,6 +242,10 @@ def resolve_algorithm(config: dict, algo_dir: Path | None = None) -> Algorithm:
     try:
         observation_space, action_space = env.observation_space, env.action_space
         problem = space_mismatch(cls, observation_space, action_space, env)
+        flattening_fixes = problem and " observation space" in problem and gym.spaces.Box in cls.observation_spaces
+        if flattening_fixes:  # the observations only: where the actions do not fit either, that is the problem
+            problem = one_space_mismatch("action", action_space, cls.action_spaces) or problem
+            flattening_fixes = " observation space" in problem
         # a dataset keeps the actions it was recorded with; its observations are flattened as the env's are
         discretizable = problem is not None and not with_dataset and isinstance(action_space, gym.spaces.Box)
         discretizable = discretizable and len(action_space.shape) == 1  # env.discretize splits a flat Box only
@@ -244,7 +253,7 @@ def resolve_algorithm(config: dict, algo_dir: Path | None = None) -> Algorithm:
         bins = min(11, int(MAX_DISCRETE_ACTIONS ** (1 / action_space.shape[0]) + 1e-9)) if discretizable else 0
         if bins >= 2 and " action space" in problem and gym.spaces.Discrete in cls.action_spaces:
             problem += f"; add env.discretize=N to split each action dimension into N bins (e.g. env.discretize={bins})"
-        if problem and " observation space" in problem and gym.spaces.Box in cls.observation_spaces:
+        if flattening_fixes:
             problem += "; add env.flatten_observation=true to feed it to the networks as one flat vector"
         elif problem and " observation space" in problem and config["env"].get("flatten_observation"):
             problem += "; drop env.flatten_observation=true, which made the env's observations this Box"
