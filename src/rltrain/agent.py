@@ -242,10 +242,9 @@ def resolve_algorithm(config: dict, algo_dir: Path | None = None) -> Algorithm:
     try:
         observation_space, action_space = env.observation_space, env.action_space
         problem = space_mismatch(cls, observation_space, action_space, env)
-        flattening_fixes = problem and " observation space" in problem and gym.spaces.Box in cls.observation_spaces
-        if flattening_fixes:  # the observations only: where the actions do not fit either, that is the problem
+        if problem and " observation space" in problem and gym.spaces.Box in cls.observation_spaces:
+            # env.flatten_observation fixes the observations only: where the actions do not fit either, name those
             problem = one_space_mismatch("action", action_space, cls.action_spaces) or problem
-            flattening_fixes = " observation space" in problem
         # a dataset keeps the actions it was recorded with; its observations are flattened as the env's are
         discretizable = problem is not None and not with_dataset and isinstance(action_space, gym.spaces.Box)
         discretizable = discretizable and len(action_space.shape) == 1  # env.discretize splits a flat Box only
@@ -253,7 +252,7 @@ def resolve_algorithm(config: dict, algo_dir: Path | None = None) -> Algorithm:
         bins = min(11, int(MAX_DISCRETE_ACTIONS ** (1 / action_space.shape[0]) + 1e-9)) if discretizable else 0
         if bins >= 2 and " action space" in problem and gym.spaces.Discrete in cls.action_spaces:
             problem += f"; add env.discretize=N to split each action dimension into N bins (e.g. env.discretize={bins})"
-        if flattening_fixes:
+        if problem and " observation space" in problem and gym.spaces.Box in cls.observation_spaces:
             problem += "; add env.flatten_observation=true to feed it to the networks as one flat vector"
         elif problem and " observation space" in problem and config["env"].get("flatten_observation"):
             problem += "; drop env.flatten_observation=true, which made the env's observations this Box"
