@@ -241,20 +241,24 @@ def resolve_algorithm(config: dict, algo_dir: Path | None = None) -> Algorithm:
     env = make_env(config["env"])  # one plain instance: cheap, and no vector workers yet
     try:
         observation_space, action_space = env.observation_space, env.action_space
-        problem = space_mismatch(cls, observation_space, action_space, env)
-        if problem and " observation space" in problem and gym.spaces.Box in cls.observation_spaces:
-            # env.flatten_observation fixes the observations only: where the actions do not fit either, name those
-            problem = one_space_mismatch("action", action_space, cls.action_spaces) or problem
+        observation_problem = one_space_mismatch("observation", observation_space, cls.observation_spaces)
+        action_problem = one_space_mismatch("action", action_space, cls.action_spaces)
+        flattenable = observation_problem is not None and gym.spaces.Box in cls.observation_spaces
+        # env.flatten_observation fixes the observations only: where the actions do not fit either, name those
+        names_action = action_problem is not None and (flattenable or observation_problem is None)
+        names_observation = observation_problem is not None and not names_action
+        problem = action_problem if names_action else observation_problem
+        problem = problem or space_mismatch(cls, observation_space, action_space, env)  # the env attributes it needs
         # a dataset keeps the actions it was recorded with; its observations are flattened as the env's are
         discretizable = problem is not None and not with_dataset and isinstance(action_space, gym.spaces.Box)
         discretizable = discretizable and len(action_space.shape) == 1  # env.discretize splits a flat Box only
         # an example N whose N ** dims combinations env.discretize accepts (11 where that fits)
         bins = min(11, int(MAX_DISCRETE_ACTIONS ** (1 / action_space.shape[0]) + 1e-9)) if discretizable else 0
-        if bins >= 2 and " action space" in problem and gym.spaces.Discrete in cls.action_spaces:
+        if bins >= 2 and names_action and gym.spaces.Discrete in cls.action_spaces:
             problem += f"; add env.discretize=N to split each action dimension into N bins (e.g. env.discretize={bins})"
-        if problem and " observation space" in problem and gym.spaces.Box in cls.observation_spaces:
+        if names_observation and flattenable:
             problem += "; add env.flatten_observation=true to feed it to the networks as one flat vector"
-        elif problem and " observation space" in problem and config["env"].get("flatten_observation"):
+        elif names_observation and config["env"].get("flatten_observation"):
             problem += "; drop env.flatten_observation=true, which made the env's observations this Box"
         if not problem and with_dataset and not getattr(cls, "needs_dataset", False):
             problem = "learns from its own env steps and takes no dataset=; drop it, or use an algorithm that learns "
